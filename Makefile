@@ -1,0 +1,38 @@
+# Two commands do all set-up on a fresh machine (see README):
+#   make demo   install, then run the main job on the embedded default data
+#   make test   install, then run the whole test suite (what CI runs)
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+
+# Telemetry off and tool homes inside the repo's ignored folders, for every command run from here.
+export BENTOML_DO_NOT_TRACK := True
+export BENTOML_HOME := $(CURDIR)/.bentoml
+export DVC_NO_ANALYTICS := 1
+export PREFECT_HOME := $(CURDIR)/.prefect
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export GX_ANALYTICS_ENABLED := false
+
+.PHONY: install demo test bench clean
+
+# The stamp is rebuilt when pyproject.toml changes; torch==2.13.0 resolves to the CPU wheel here.
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(VENV)/bin/simgan demo
+
+test: install
+	$(PY) -m pytest
+
+bench: install
+	$(PY) benchmarks/refiner.py
+
+clean:
+	rm -rf $(VENV) artifacts .prefect .bentoml

@@ -1,0 +1,18 @@
+"""SimGAN: Simulated+Unsupervised learning (Shrivastava et al., CVPR 2017).
+
+Glossary (paper symbol -> name in this code):
+    R_θ            refiner              (simgan.nn.refiner.Refiner)
+    D_φ            discriminator        (simgan.nn.discriminator.Discriminator)
+    x, x̃ = R_θ(x)  synthetic, refined
+    y              real
+    λ              self_reg_weight
+    ψ              self_reg_feature     (identity, channel_mean, gradients)
+    B, b           history_capacity, batch_size
+    K_g, K_d       refiner_steps_per_round, discriminator_steps_per_round
+    T              adversarial_rounds
+
+The core imports torch, numpy, PIL and tqdm only; Prefect, DVC, BentoML and Great Expectations
+live in the stages, flows and service that call it.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,79 @@
+"""Refine uint8 images with a trained refiner: what the CLI, the pipeline and the service call.
+
+Uses the training preprocessing (`simgan.data.transforms`), so serving cannot drift from training.
+Batches go through the network whole (no per-image Python loop) in inference mode, channels_last,
+and in bf16 autocast on CUDA.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from simgan.data.transforms import as_nchw_uint8, from_model, to_model
+from simgan.nn.refiner import Refiner, RefinerConfig
+from simgan.training.checkpoint import config_from_state, load_checkpoint, load_module_state
+
+
+def build_refiner(config: RefinerConfig | dict, state_dict: dict, *, source: str | Path = "state_dict") -> Refiner:
+    """A refiner in eval mode from its config and weights (from a checkpoint or a model store)."""
+    if isinstance(config, dict):
+        config = config_from_state(RefinerConfig, {"refiner_config": config}, "refiner_config", source)
+    refiner = Refiner(config)
+    load_module_state(refiner, state_dict, what="refiner", path=source)
+    return refiner.eval()
+
+
+def load_refiner(path: str | Path, map_location: str | torch.device = "cpu") -> Refiner:
+    """Rebuild the refiner of a training checkpoint from the file alone."""
+    state = load_checkpoint(path, map_location=map_location)
+    config = config_from_state(RefinerConfig, state, "refiner_config", path)
+    if "refiner" not in state:
+        raise ValueError(f"{path}: checkpoint has no refiner weights")
+    return build_refiner(config, state["refiner"], source=path)
+
+
+class RefinerRunner:
+    """Refines uint8 batches on one device.
+
+    batch_size: images per forward pass; bounds memory, not the size of a `refine` call.
+    bf16: autocast to bfloat16 on CUDA (default on there; ignored on CPU).
+    """
+
+    def __init__(self, refiner: Refiner, *, device: str | torch.device | None = None, batch_size: int = 1024,
+                 bf16: bool | None = None) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1; got {batch_size}")
+        self.device = torch.device(device) if device is not None else torch.device(
+            "cuda" if torch.cuda.is_available() else "cpu")
+        self.batch_size = batch_size
+        self.bf16 = (self.device.type == "cuda") if bf16 is None else (bf16 and self.device.type == "cuda")
+        self.refiner = refiner.eval().to(self.device, memory_format=torch.channels_last)
+        self.refiner.requires_grad_(False)
+        self.refiner.check_inputs = False  # inputs come from to_model: range and shape are known
+        self.config: RefinerConfig = refiner.config
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, **kwargs) -> RefinerRunner:
+        return cls(load_refiner(path), **kwargs)
+
+    def refine(self, images: np.ndarray | torch.Tensor) -> np.ndarray:
+        """uint8 (N, H, W) or (N, C, H, W) -> refined uint8 numpy array of the same shape."""
+        squeeze = images.ndim == 3 and self.config.channels == 1
+        batch = as_nchw_uint8(images, channels=self.config.channels, what="images to refine")
+        refined = self.refine_tensor(batch).numpy()
+        return refined[:, 0] if squeeze else refined
+
+    @torch.inference_mode()
+    def refine_tensor(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 (N, C, H, W) tensor -> refined uint8 (N, C, H, W) tensor on the CPU."""
+        output = torch.empty(images.shape, dtype=torch.uint8)
+        for start in range(0, len(images), self.batch_size):
+            chunk = images[start : start + self.batch_size].to(self.device, non_blocking=True)
+            model_input = to_model(chunk).contiguous(memory_format=torch.channels_last)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16):
+                refined = self.refiner(model_input)
+            output[start : start + len(chunk)] = from_model(refined).cpu()
+        return output

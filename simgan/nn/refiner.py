@@ -1,0 +1,110 @@
+"""The refiner R_θ (paper §2.1 and §3 implementation details).
+
+Fully convolutional, no striding or pooling, so it edits pixels instead of re-synthesising the
+image: conv k×k (width maps) → `num_blocks` ResNet blocks (two conv k×k, width maps each) →
+conv 1×1 → `channels` maps → tanh. Presets `eyes` and `hands` are the paper's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from simgan.nn.checks import check_model_input
+
+
+@dataclass(frozen=True)
+class RefinerConfig:
+    """Shape of a refiner; saved in every checkpoint so the network can be rebuilt from the file.
+
+    channels: image channels in and out (1: grayscale eyes, 1: depth hands).
+    width: feature maps of every k×k conv (paper: 64).
+    num_blocks: ResNet blocks (paper: 4 eyes, 10 hands).
+    kernel_size: k of the k×k convs (paper: 3 eyes, 7 hands); padding k//2 keeps H×W.
+    input_size: (H, W) the refiner is trained on (paper: 35×55 eyes, 224×224 hands); the network is
+        fully convolutional, this is recorded so data of another size is refused before training.
+    norm: "none" (default) or "batch". The paper names no normalisation. Without it the refiner is a
+        fixed per-image function: a refined image does not depend on its batch-mates and training
+        and inference agree exactly, which the service relies on. "batch" adds BatchNorm after each
+        block conv as in the cited ResNet.
+    output_activation: "tanh" keeps the output in the input range [-1, 1] (paper: unstated).
+    """
+
+    channels: int = 1
+    width: int = 64
+    num_blocks: int = 4
+    kernel_size: int = 3
+    input_size: tuple[int, int] = (35, 55)
+    norm: Literal["none", "batch"] = "none"
+    output_activation: Literal["tanh", "none"] = "tanh"
+
+    def __post_init__(self) -> None:
+        for name in ("channels", "width", "kernel_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"RefinerConfig.{name} must be >= 1; got {getattr(self, name)}")
+        if self.num_blocks < 0:
+            raise ValueError(f"RefinerConfig.num_blocks must be >= 0; got {self.num_blocks}")
+        if self.kernel_size % 2 == 0:
+            raise ValueError(f"RefinerConfig.kernel_size must be odd to keep H×W; got {self.kernel_size}")
+        if self.norm not in ("none", "batch"):
+            raise ValueError(f"RefinerConfig.norm must be 'none' or 'batch'; got {self.norm!r}")
+        if self.output_activation not in ("tanh", "none"):
+            raise ValueError(f"RefinerConfig.output_activation must be 'tanh' or 'none'; got {self.output_activation!r}")
+        object.__setattr__(self, "input_size", tuple(int(v) for v in self.input_size))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+REFINER_PRESETS: dict[str, RefinerConfig] = {
+    # Paper §3.1: 35×55 grayscale, 3×3 convs with 64 maps, 4 ResNet blocks, 1×1 conv to 1 map.
+    "eyes": RefinerConfig(channels=1, width=64, num_blocks=4, kernel_size=3, input_size=(35, 55)),
+    # Paper §3.2: "the same as for eye gaze estimation, except ... 224×224, filter size 7×7, 10 blocks".
+    "hands": RefinerConfig(channels=1, width=64, num_blocks=10, kernel_size=7, input_size=(224, 224)),
+}
+
+
+class ResnetBlock(nn.Module):
+    """conv → (norm) → ReLU → conv → (norm), plus the input, then ReLU (He et al. 2016)."""
+
+    def __init__(self, width: int, kernel_size: int, norm: str) -> None:
+        super().__init__()
+        pad = kernel_size // 2
+        use_bias = norm == "none"
+        layers: list[nn.Module] = [nn.Conv2d(width, width, kernel_size, padding=pad, bias=use_bias)]
+        if norm == "batch":
+            layers.append(nn.BatchNorm2d(width))
+        layers += [nn.ReLU(inplace=True), nn.Conv2d(width, width, kernel_size, padding=pad, bias=use_bias)]
+        if norm == "batch":
+            layers.append(nn.BatchNorm2d(width))
+        self.body = nn.Sequential(*layers)
+        self.activation = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.activation(x + self.body(x))
+
+
+class Refiner(nn.Module):
+    """R_θ: float (N, C, H, W) in [-1, 1] -> refined image of the same shape and range.
+
+    `check_inputs` validates shape, dtype and range on every call; the inference path, which builds
+    its input from uint8 itself, turns it off to avoid a device sync per batch.
+    """
+
+    def __init__(self, config: RefinerConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.check_inputs = True
+        c, k = config, config.kernel_size
+        self.stem = nn.Sequential(nn.Conv2d(c.channels, c.width, k, padding=k // 2), nn.ReLU(inplace=True))
+        self.blocks = nn.Sequential(*(ResnetBlock(c.width, k, c.norm) for _ in range(c.num_blocks)))
+        self.head = nn.Conv2d(c.width, c.channels, 1)
+        self.output_activation = nn.Tanh() if c.output_activation == "tanh" else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.check_inputs:
+            check_model_input(x, channels=self.config.channels, what="refiner input", check_range=True)
+        return self.output_activation(self.head(self.blocks(self.stem(x))))

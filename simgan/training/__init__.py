@@ -1,0 +1,1 @@
+"""Training: Algorithm 1 (refiner.py) and checkpoints (checkpoint.py)."""
