@@ -61,10 +61,9 @@ class RefinerRunner:
 
     def refine(self, images: np.ndarray | torch.Tensor) -> np.ndarray:
         """uint8 (N, H, W) or (N, C, H, W) -> refined uint8 numpy array of the same shape."""
-        squeeze = images.ndim == 3 and self.config.channels == 1
         batch = as_nchw_uint8(images, channels=self.config.channels, what="images to refine")
         refined = self.refine_tensor(batch).numpy()
-        return refined[:, 0] if squeeze else refined
+        return refined.reshape(images.shape)
 
     @torch.inference_mode()
     def refine_tensor(self, images: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,51 @@
+"""Test set-up: telemetry off, tool homes in temporary folders, tiny model configs shared by the tests."""
+
+from __future__ import annotations
+
+import os
+
+# Telemetry off and no writes to the user's home, before any tool is imported.
+os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from simgan.nn.discriminator import DISCRIMINATOR_PRESETS  # noqa: E402
+from simgan.nn.refiner import RefinerConfig  # noqa: E402
+from simgan.training.refiner import TrainConfig  # noqa: E402
+
+# The paper's eyes discriminator (cheap at 35×55) with a narrow refiner: fast, same code paths.
+TINY_REFINER = RefinerConfig(width=8, num_blocks=1, input_size=(35, 55))
+EYES_DISCRIMINATOR = DISCRIMINATOR_PRESETS["eyes"]
+
+
+def tiny_train_config(**overrides) -> TrainConfig:
+    values = dict(batch_size=8, refiner_pretrain_steps=3, discriminator_pretrain_steps=2, adversarial_rounds=4,
+                  history_capacity=16, log_every_steps=1, checkpoint_every_steps=1000, seed=0)
+    return TrainConfig(**{**values, **overrides})
+
+
+@pytest.fixture
+def eye_images() -> tuple[np.ndarray, np.ndarray]:
+    """(synthetic, real) uint8 (64, 35, 55) arrays with different statistics."""
+    rng = np.random.default_rng(0)
+    synthetic = rng.integers(60, 200, size=(64, 35, 55), dtype=np.uint8)
+    real = np.clip(rng.normal(120, 40, size=(64, 35, 55)), 0, 255).astype(np.uint8)
+    return synthetic, real
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+
+
+def pytest_collection_modifyitems(config, items):
+    if not torch.cuda.is_available():
+        skip = pytest.mark.skip(reason="needs a CUDA device")
+        for item in items:
+            if "gpu" in item.keywords:
+                item.add_marker(skip)

@@ -1,0 +1,77 @@
+"""simgan.inference: a refiner rebuilt from the checkpoint file alone, refining uint8 batches."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import EYES_DISCRIMINATOR, TINY_REFINER, tiny_train_config
+
+from simgan.data.transforms import from_model, to_model
+from simgan.inference import RefinerRunner, build_refiner, load_refiner
+from simgan.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from simgan.training.refiner import SimGANTrainer
+
+
+@pytest.fixture
+def checkpoint(eye_images, tmp_path):
+    synthetic, real = eye_images
+    trainer = SimGANTrainer(synthetic, real, refiner_config=TINY_REFINER, discriminator_config=EYES_DISCRIMINATOR,
+                            config=tiny_train_config(), device="cpu", progress=False)
+    trainer.fit(checkpoint_path=tmp_path / "c.pt")
+    return tmp_path / "c.pt", trainer
+
+
+def test_refines_like_the_trained_refiner(checkpoint, eye_images):
+    path, trainer = checkpoint
+    images = eye_images[0][:20]
+    runner = RefinerRunner.from_checkpoint(path, device="cpu", batch_size=7)  # 3 uneven chunks
+    refined = runner.refine(images)
+    assert refined.shape == images.shape and refined.dtype == np.uint8
+    with torch.no_grad():
+        expected = from_model(trainer.refiner.eval()(to_model(torch.from_numpy(images).unsqueeze(1))))[:, 0].numpy()
+    assert np.abs(refined.astype(int) - expected.astype(int)).max() <= 1
+    assert np.array_equal(runner.refine(images[:, None]), refined[:, None])  # (N, 1, H, W) in, same shape out
+
+
+def test_uint8_round_trip_is_exact():
+    pixels = torch.arange(256, dtype=torch.uint8).view(1, 1, 16, 16)
+    assert torch.equal(from_model(to_model(pixels)), pixels)
+
+
+def test_rebuilt_from_the_file_alone(checkpoint):
+    path, _ = checkpoint
+    refiner = load_refiner(path)
+    assert refiner.config == TINY_REFINER and not refiner.training
+    state = load_checkpoint(path)
+    rebuilt = build_refiner(state["refiner_config"], state["refiner"])  # as a model store would hand them over
+    assert all(torch.equal(a, b) for a, b in zip(rebuilt.state_dict().values(), refiner.state_dict().values()))
+
+
+@pytest.mark.parametrize(
+    ("images", "message"),
+    [
+        (np.zeros((2, 35, 55), dtype=np.float32), r"expected uint8 pixels \(0..255\); got dtype torch.float32"),
+        (np.zeros((35, 55), dtype=np.uint8), r"expected shape \(N, H, W\) or \(N, 1, H, W\); got \(35, 55\)"),
+        (np.zeros((2, 3, 35, 55), dtype=np.uint8), r"expected 1 channel\(s\) .* got C=3"),
+        (np.zeros((0, 35, 55), dtype=np.uint8), "the batch is empty"),
+        ([[1, 2], [3, 4]], "expected a numpy array or torch tensor; got list"),
+    ],
+)
+def test_bad_images_are_refused(checkpoint, images, message):
+    runner = RefinerRunner.from_checkpoint(checkpoint[0], device="cpu")
+    with pytest.raises((ValueError, TypeError), match=message):
+        runner.refine(images)
+
+
+def test_checkpoint_without_refiner_is_refused(tmp_path):
+    save_checkpoint(tmp_path / "d.pt", {"step": 0})
+    with pytest.raises(CheckpointError, match="checkpoint has no 'refiner_config'"):
+        load_refiner(tmp_path / "d.pt")
+
+
+@pytest.mark.gpu
+def test_cuda_bf16_matches_cpu_within_a_few_grey_levels(checkpoint, eye_images):
+    cpu = RefinerRunner.from_checkpoint(checkpoint[0], device="cpu").refine(eye_images[0])
+    gpu = RefinerRunner.from_checkpoint(checkpoint[0], device="cuda").refine(eye_images[0])
+    assert np.abs(cpu.astype(int) - gpu.astype(int)).mean() < 2

@@ -1,0 +1,157 @@
+"""Refiner and discriminators: paper layer lists, shapes, receptive fields, linear logits, bad input."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from simgan.nn.discriminator import (
+    DISCRIMINATOR_PRESETS,
+    Discriminator,
+    DiscriminatorConfig,
+    output_size,
+    receptive_field,
+)
+from simgan.nn.refiner import REFINER_PRESETS, Refiner, RefinerConfig
+
+
+@pytest.mark.parametrize(
+    ("preset", "kernel", "blocks", "size"), [("eyes", 3, 4, (35, 55)), ("hands", 7, 10, (224, 224))]
+)
+def test_refiner_presets_are_the_papers(preset, kernel, blocks, size):
+    config = REFINER_PRESETS[preset]
+    refiner = Refiner(config)
+    convs = [m for m in refiner.modules() if isinstance(m, nn.Conv2d)]
+    # conv k×k (64) -> blocks × two conv k×k (64) -> conv 1×1 (1)
+    assert len(convs) == 1 + 2 * blocks + 1
+    assert all(c.kernel_size == (kernel, kernel) and c.out_channels == 64 for c in convs[:-1])
+    assert convs[-1].kernel_size == (1, 1) and convs[-1].out_channels == 1
+    assert all(c.stride == (1, 1) for c in convs)
+    assert not any(isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)) for m in refiner.modules())
+    assert config.input_size == size
+    x = torch.rand(1, 1, *size) * 2 - 1
+    assert refiner(x).shape == (1, 1, *size)
+
+
+def test_refiner_output_stays_in_input_range():
+    refiner = Refiner(RefinerConfig(width=8, num_blocks=1))
+    with torch.no_grad():
+        for p in refiner.parameters():
+            p.mul_(50)  # push pre-activations far out
+    out = refiner(torch.rand(4, 1, 35, 55) * 2 - 1)
+    assert out.min() >= -1 and out.max() <= 1
+    assert out.abs().max() > 0.99  # tanh really saturates: the range is the activation's, not luck
+
+
+def test_refiner_is_per_image():
+    """No batch statistics: an image's refinement does not depend on its batch-mates."""
+    refiner = Refiner(RefinerConfig(width=8, num_blocks=2)).train()
+    batch = torch.rand(6, 1, 35, 55) * 2 - 1
+    together = refiner(batch)
+    alone = torch.cat([refiner(batch[i : i + 1]) for i in range(6)])
+    torch.testing.assert_close(together, alone, rtol=1e-5, atol=1e-6)
+
+
+# Output map sizes and receptive fields, computed by hand from the paper's layer lists (valid padding):
+#   eyes 35×55:   conv3 s2 -> 17×27, conv3 s2 -> 8×13, pool3 s1 -> 6×11, conv3 s1 -> 4×9;
+#                 RF 3 -> 3+2·2=7 -> 7+2·4=15 -> 15+2·4=23
+#   hands 224×224: conv7 s4 -> 55, conv5 s2 -> 26, pool3 s2 -> 12, conv3 s2 -> 5;
+#                 RF 7 -> 7+4·4=23 -> 23+2·8=39 -> 39+2·16=71
+@pytest.mark.parametrize(("preset", "map_size", "field"), [("eyes", (4, 9), 23), ("hands", (5, 5), 71)])
+def test_local_discriminator_map_size_and_receptive_field(preset, map_size, field):
+    config = DISCRIMINATOR_PRESETS[preset]
+    discriminator = Discriminator(config)
+    assert output_size(config) == map_size
+    assert receptive_field(config) == field
+    logits = discriminator(torch.zeros(2, 1, *config.input_size))
+    assert logits.shape == (2, 2, *map_size)
+
+
+@pytest.mark.parametrize("preset", ["eyes", "hands"])
+def test_receptive_field_is_what_the_network_sees(preset):
+    """Measured, not only computed: which input pixels change the centre logit of the map."""
+    config = DISCRIMINATOR_PRESETS[preset]
+    discriminator = Discriminator(config).double()
+    with torch.no_grad():  # positive weights and inputs: every ReLU passes and a bigger pixel wins every max-pool
+        for name, p in discriminator.named_parameters():
+            p.copy_(torch.full_like(p, 0.0) if name.endswith("bias") else torch.rand_like(p) + 0.1)
+    height, width = config.input_size
+    map_h, map_w = output_size(config)
+    cy, cx = map_h // 2, map_w // 2
+    base = torch.rand(1, 1, height, width, dtype=torch.double) + 0.1
+
+    def influenced(axis: str) -> list[int]:
+        count = height if axis == "row" else width
+        batch = base.repeat(count, 1, 1, 1)
+        for i in range(count):
+            if axis == "row":
+                batch[i, 0, i, :] += 1000.0
+            else:
+                batch[i, 0, :, i] += 1000.0
+        with torch.no_grad():
+            centre = discriminator(batch)[:, 1, cy, cx]
+            reference = discriminator(base)[0, 1, cy, cx]
+        return [i for i in range(count) if centre[i] != reference]
+
+    rows, cols = influenced("row"), influenced("column")
+    assert len(rows) == receptive_field(config) and rows == list(range(rows[0], rows[0] + len(rows)))
+    assert len(cols) == receptive_field(config) and cols == list(range(cols[0], cols[0] + len(cols)))
+
+
+@pytest.mark.parametrize("preset", ["eyes", "hands"])
+def test_discriminator_logits_are_linear(preset):
+    """The logits layer is a conv with nothing after it: logits go negative and scale with its weights."""
+    config = DISCRIMINATOR_PRESETS[preset]
+    discriminator = Discriminator(config)
+    assert isinstance(discriminator.logits, nn.Conv2d) and discriminator.logits.out_channels == 2
+    x = torch.rand(4, 1, *config.input_size) * 2 - 1
+    with torch.no_grad():
+        discriminator.logits.bias.fill_(-5.0)
+        logits = discriminator(x)
+        assert (logits < 0).any()  # a ReLU would clip these to 0
+        discriminator.logits.weight.neg_()
+        discriminator.logits.bias.neg_()
+        torch.testing.assert_close(discriminator(x), -logits)
+    # Only the discriminator's trunk has activations; softmax lives in the loss.
+    assert not any(isinstance(m, (nn.Softmax, nn.Sigmoid)) for m in discriminator.modules())
+
+
+def test_global_discriminator_has_fully_connected_head():
+    config = DiscriminatorConfig(**{**DISCRIMINATOR_PRESETS["eyes"].to_dict(), "head": "global"})
+    discriminator = Discriminator(config)
+    assert any(isinstance(m, nn.Linear) for m in discriminator.modules())
+    assert output_size(config) == (1, 1)
+    assert discriminator(torch.zeros(3, 1, 35, 55)).shape == (3, 2, 1, 1)
+    with pytest.raises(ValueError, match=r"expected H×W \(35, 55\); got \(55, 35\)"):
+        discriminator(torch.zeros(1, 1, 55, 35))
+
+
+def test_discriminator_refuses_inputs_smaller_than_its_layers():
+    with pytest.raises(ValueError, match="smaller than the layers allow"):
+        Discriminator(DiscriminatorConfig(**{**DISCRIMINATOR_PRESETS["hands"].to_dict(), "input_size": (35, 55)}))
+
+
+@pytest.mark.parametrize(
+    ("bad_input", "message"),
+    [
+        (torch.zeros(35, 55), r"expected a 4-D \(N, C, H, W\) batch; got shape \(35, 55\)"),
+        (torch.zeros(2, 3, 35, 55), r"expected 1 channel\(s\) .* got C=3"),
+        (torch.zeros(2, 1, 35, 55, dtype=torch.uint8), r"expected float pixels in \[-1, 1\]; got dtype torch.uint8"),
+        (torch.full((2, 1, 35, 55), 255.0), r"expected pixels in \[-1, 1\]; got min 255, max 255"),
+        (torch.full((2, 1, 35, 55), float("nan")), r"expected pixels in \[-1, 1\]; got min nan"),
+    ],
+)
+def test_refiner_refuses_bad_input(bad_input, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        Refiner(RefinerConfig(width=4, num_blocks=0))(bad_input)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [({"kernel_size": 4}, "kernel_size must be odd"), ({"width": 0}, "width must be >= 1"),
+     ({"norm": "layer"}, "norm must be 'none' or 'batch'")],
+)
+def test_refiner_config_refuses_bad_values(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        RefinerConfig(**overrides)

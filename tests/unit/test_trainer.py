@@ -1,0 +1,192 @@
+"""Algorithm 1 as phases: schedule, self-reg-only pretraining, K_g/K_d, determinism, exact resume, D watch."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from conftest import EYES_DISCRIMINATOR, TINY_REFINER, tiny_train_config
+
+from simgan.losses import self_regularization_loss
+from simgan.nn.refiner import Refiner
+from simgan.training.refiner import SimGANTrainer, StuckDiscriminatorWarning, TrainConfig, build_schedule
+
+
+def make_trainer(images, **overrides) -> SimGANTrainer:
+    synthetic, real = images
+    return SimGANTrainer(synthetic, real, refiner_config=TINY_REFINER, discriminator_config=EYES_DISCRIMINATOR,
+                         config=tiny_train_config(**overrides), device="cpu", progress=False)
+
+
+class Calls:
+    """Counts forward passes of a module and optimiser steps, by phase."""
+
+    def __init__(self, trainer: SimGANTrainer):
+        self.trainer, self.log = trainer, []
+        trainer.discriminator.register_forward_hook(lambda *_: self.log.append((self.phase, "D forward")))
+        trainer.refiner_optimizer.register_step_post_hook(lambda *_: self.log.append((self.phase, "R step")))
+        trainer.discriminator_optimizer.register_step_post_hook(lambda *_: self.log.append((self.phase, "D step")))
+
+    @property
+    def phase(self) -> str:
+        return self.trainer.phase_at(self.trainer.step).name
+
+    def count(self, phase: str, what: str) -> int:
+        return sum(1 for entry in self.log if entry == (phase, what))
+
+
+def test_schedule_is_algorithm_1_with_paper_defaults():
+    phases = build_schedule(TrainConfig())
+    assert [(p.name, p.steps, p.refiner_updates, p.discriminator_updates, p.adversarial) for p in phases] == [
+        ("refiner_pretrain", 1000, 1, 0, False),
+        ("discriminator_pretrain", 200, 0, 1, False),
+        ("adversarial", 10_000, 2, 1, True),
+    ]
+    defaults = TrainConfig()
+    assert (defaults.optimizer, defaults.lr, defaults.refiner_steps_per_round, defaults.discriminator_steps_per_round) == (
+        "sgd", 0.001, 2, 1)
+
+
+def test_each_phase_does_what_it_says(eye_images):
+    trainer = make_trainer(eye_images, refiner_pretrain_steps=3, discriminator_pretrain_steps=2, adversarial_rounds=2,
+                           refiner_steps_per_round=3, discriminator_steps_per_round=2)
+    calls = Calls(trainer)
+    trainer.fit()
+    # refiner pretraining: R steps only, and D is never even evaluated (no adversarial term)
+    assert calls.count("refiner_pretrain", "R step") == 3
+    assert calls.count("refiner_pretrain", "D forward") == 0 and calls.count("refiner_pretrain", "D step") == 0
+    assert calls.count("discriminator_pretrain", "D step") == 2 and calls.count("discriminator_pretrain", "R step") == 0
+    # adversarial rounds: K_g = 3 R steps (each evaluates D once) and K_d = 2 D steps per round
+    assert calls.count("adversarial", "R step") == 2 * 3 and calls.count("adversarial", "D step") == 2 * 2
+    assert calls.count("adversarial", "D forward") == 2 * 3 + 2 * 2
+    assert trainer.step == trainer.total_steps == 7
+
+
+def test_refiner_pretraining_minimises_self_regularisation_only(eye_images):
+    """One pretraining step equals a hand-made SGD step on λ·ℓ_reg, whatever D says."""
+    trainer = make_trainer(eye_images, refiner_pretrain_steps=1, self_reg_weight=0.5, lr=0.01, momentum=0.0)
+    with torch.no_grad():  # a D that would give a huge adversarial gradient if it were used
+        for p in trainer.discriminator.parameters():
+            p.mul_(100)
+    expected = Refiner(TINY_REFINER)
+    expected.load_state_dict(trainer.refiner.state_dict())
+    discriminator_before = {k: v.clone() for k, v in trainer.discriminator.state_dict().items()}
+    generator_copy = torch.Generator()
+    generator_copy.set_state(trainer.generator.get_state())
+
+    trainer.fit(stop_at_step=1)
+
+    index = torch.randint(64, (8,), generator=generator_copy)
+    synthetic = torch.from_numpy(eye_images[0])[index].unsqueeze(1).float() * (2 / 255) - 1
+    loss = 0.5 * self_regularization_loss(expected(synthetic), synthetic, "identity", "sum")
+    loss.backward()
+    with torch.no_grad():
+        for p in expected.parameters():
+            p -= 0.01 * p.grad
+    for (name, got), want in zip(trainer.refiner.state_dict().items(), expected.state_dict().values()):
+        torch.testing.assert_close(got, want, msg=f"refiner.{name} differs from a self-reg-only step")
+    for name, value in trainer.discriminator.state_dict().items():
+        assert torch.equal(value, discriminator_before[name])
+
+
+def test_discriminator_pretraining_leaves_the_refiner_alone(eye_images):
+    trainer = make_trainer(eye_images, refiner_pretrain_steps=0, discriminator_pretrain_steps=3, adversarial_rounds=0)
+    before = {k: v.clone() for k, v in trainer.refiner.state_dict().items()}
+    trainer.fit()
+    assert all(torch.equal(v, before[k]) for k, v in trainer.refiner.state_dict().items())
+
+
+def test_metrics_reach_the_callback(eye_images):
+    reports = []
+    synthetic, real = eye_images
+    trainer = SimGANTrainer(synthetic, real, refiner_config=TINY_REFINER, discriminator_config=EYES_DISCRIMINATOR,
+                            config=tiny_train_config(log_every_steps=2), progress=False,
+                            report=lambda step, metrics: reports.append((step, metrics)))
+    trainer.fit()
+    steps = [step for step, _ in reports]
+    assert steps == [2, 3, 4, 5, 6, 8, 9]  # every 2 steps, plus the phase ends (3, 5) and the end (9)
+    adversarial = reports[-1][1]
+    assert {"refiner/adversarial", "refiner/self_reg", "discriminator/acc_real", "discriminator/acc_refined",
+            "discriminator/loss", "discriminator/grad_norm"} <= set(adversarial)
+    assert "refiner/adversarial" not in reports[0][1]  # pretraining has no adversarial term
+    assert all(0 <= adversarial[k] <= 1 for k in ("discriminator/acc_real", "discriminator/acc_refined"))
+    assert all(math.isfinite(v) for _, m in reports for v in m.values())
+
+
+def test_same_seed_same_weights(eye_images):
+    first, second = make_trainer(eye_images), make_trainer(eye_images)
+    first.fit()
+    second.fit()
+    for (name, a), b in zip(first.refiner.state_dict().items(), second.refiner.state_dict().values()):
+        assert torch.equal(a, b), name
+    other = make_trainer(eye_images, seed=1)
+    other.fit()
+    assert not torch.equal(other.refiner.head.weight, first.refiner.head.weight)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_killed_run_resumes_exactly(eye_images, tmp_path, optimizer):
+    """N steps straight == N/2 steps, a new process-like trainer loading the checkpoint, N/2 more."""
+    overrides = dict(refiner_pretrain_steps=3, discriminator_pretrain_steps=3, adversarial_rounds=6,
+                     optimizer=optimizer, momentum=0.9 if optimizer == "sgd" else 0.0)
+    straight = make_trainer(eye_images, **overrides)
+    straight.fit()
+    total = straight.total_steps  # 12; the cut at 6 is inside the adversarial phase with a half-full history
+
+    checkpoint = tmp_path / "run" / "checkpoint.pt"
+    first_half = make_trainer(eye_images, **overrides)
+    first_half.fit(checkpoint_path=checkpoint, stop_at_step=total // 2)
+    del first_half
+    resumed = make_trainer(eye_images, **overrides, seed=123)  # a different seed must not matter: state comes from the file
+    resumed.load(checkpoint)
+    assert resumed.step == total // 2 and len(resumed.history) > 0
+    resumed.fit(checkpoint_path=checkpoint)
+
+    for module in ("refiner", "discriminator"):
+        for (name, a), b in zip(getattr(straight, module).state_dict().items(),
+                                getattr(resumed, module).state_dict().values()):
+            assert torch.equal(a, b), f"{module}.{name} differs after resume"
+    assert torch.equal(straight.history.images, resumed.history.images)
+    assert torch.equal(straight.generator.get_state(), resumed.generator.get_state())
+
+
+def test_stuck_discriminator_is_reported(eye_images):
+    """A D whose every weight is zero outputs chance with zero gradient: the warning says so."""
+    trainer = make_trainer(eye_images, refiner_pretrain_steps=0, discriminator_pretrain_steps=3, adversarial_rounds=0)
+    with torch.no_grad():
+        for p in trainer.discriminator.parameters():
+            p.zero_()
+    with pytest.warns(StuckDiscriminatorWarning, match=r"cross-entropy per patch 0.6931 ≈ ln 2"):
+        trainer.fit()
+
+
+def test_healthy_discriminator_is_not_reported(eye_images, recwarn):
+    make_trainer(eye_images, refiner_pretrain_steps=0, discriminator_pretrain_steps=3, adversarial_rounds=0).fit()
+    assert not [w for w in recwarn if issubclass(w.category, StuckDiscriminatorWarning)]
+
+
+@pytest.mark.parametrize(
+    ("synthetic", "message"),
+    [
+        (np.zeros((8, 35, 55), dtype=np.float32), r"synthetic images: expected uint8 pixels \(0..255\); got dtype torch.float32"),
+        (np.zeros((8, 55, 35), dtype=np.uint8), r"synthetic images: expected H×W 35×55 .*; got 55×35"),
+        (np.zeros((8, 3, 35, 55), dtype=np.uint8), r"synthetic images: expected 1 channel\(s\) .* got C=3"),
+        (np.zeros((8, 1, 1, 35, 55), dtype=np.uint8), r"synthetic images: expected shape \(N, H, W\) or \(N, 1, H, W\)"),
+        (np.zeros((0, 35, 55), dtype=np.uint8), r"synthetic images: the batch is empty"),
+    ],
+)
+def test_trainer_refuses_bad_data(eye_images, synthetic, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        make_trainer((synthetic, eye_images[1]))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [({"batch_size": 1}, "batch_size must be >= 2"), ({"optimizer": "rmsprop"}, "optimizer must be one of"),
+     ({"history_capacity": 2}, r"history_capacity \(2\) must hold at least b/2 = 4"), ({"lr": 0.0}, "lr must be > 0")],
+)
+def test_train_config_refuses_bad_values(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_train_config(**overrides)
