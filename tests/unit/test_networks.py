@@ -68,7 +68,7 @@ def test_local_discriminator_map_size_and_receptive_field(preset, map_size, fiel
     assert logits.shape == (2, 2, *map_size)
 
 
-@pytest.mark.parametrize("preset", ["eyes", "hands"])
+@pytest.mark.parametrize("preset", ["eyes", pytest.param("hands", marks=pytest.mark.slow)])
 def test_receptive_field_is_what_the_network_sees(preset):
     """Measured, not only computed: which input pixels change the centre logit of the map."""
     config = DISCRIMINATOR_PRESETS[preset]
