@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from simgan.io import atomic_write
+
 DEMO_DIR = Path("artifacts/demo")
 
 
@@ -25,7 +27,6 @@ def _demo(args: argparse.Namespace) -> int:
     from simgan.inference import RefinerRunner
     from simgan.nn.discriminator import DISCRIMINATOR_PRESETS
     from simgan.nn.refiner import REFINER_PRESETS, RefinerConfig
-    from simgan.training.checkpoint import atomic_write
     from simgan.training.refiner import SimGANTrainer, TrainConfig
 
     out = Path(args.out)
@@ -76,7 +77,7 @@ def _demo(args: argparse.Namespace) -> int:
     refined = runner.refine(shown)
     difference = np.clip(np.abs(refined.astype(np.int16) - shown.astype(np.int16)) * 4, 0, 255).astype(np.uint8)
     rows = [np.concatenate(list(images), axis=1) for images in (shown, refined, difference, real[:10])]
-    _save_png(out / "refined_grid.png", np.concatenate(rows, axis=0), scale=3, atomic_write=atomic_write)
+    _save_png(out / "refined_grid.png", np.concatenate(rows, axis=0), scale=3)
 
     all_refined = runner.refine(synthetic[:500])
     change = float(np.abs(all_refined.astype(np.float32) - synthetic[:500]).mean())
@@ -89,7 +90,7 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _save_png(path: Path, image: np.ndarray, *, scale: int, atomic_write) -> None:
+def _save_png(path: Path, image: np.ndarray, *, scale: int) -> None:
     from PIL import Image
 
     picture = Image.fromarray(image).resize((image.shape[1] * scale, image.shape[0] * scale), Image.NEAREST)
@@ -98,7 +99,6 @@ def _save_png(path: Path, image: np.ndarray, *, scale: int, atomic_write) -> Non
 
 def _refine(args: argparse.Namespace) -> int:
     from simgan.inference import RefinerRunner
-    from simgan.training.checkpoint import atomic_write
 
     runner = RefinerRunner.from_checkpoint(args.checkpoint, device=args.device, batch_size=args.batch_size)
     source, target = Path(args.input), Path(args.output)
@@ -110,10 +110,10 @@ def _refine(args: argparse.Namespace) -> int:
         return 0
     if not source.is_dir():
         raise SystemExit(f"simgan refine: {source} is neither a .npy file nor a folder of images")
-    return _refine_folder(runner, source, target, atomic_write)
+    return _refine_folder(runner, source, target)
 
 
-def _refine_folder(runner, source: Path, target: Path, atomic_write) -> int:
+def _refine_folder(runner, source: Path, target: Path) -> int:
     """Refine every PNG/JPEG in `source`; unreadable or mis-sized files are listed in quarantine.csv."""
     from PIL import Image, UnidentifiedImageError
 
@@ -136,7 +136,7 @@ def _refine_folder(runner, source: Path, target: Path, atomic_write) -> int:
     if good:
         refined = runner.refine(np.stack([pixels for _, pixels in good]))
         for (path, _), image in zip(good, refined):
-            _save_png(target / f"{path.stem}.png", image, scale=1, atomic_write=atomic_write)
+            _save_png(target / f"{path.stem}.png", image, scale=1)
     if quarantine:
         with (target / "quarantine.csv").open("w", newline="") as handle:
             csv.writer(handle).writerows([("file", "reason"), *quarantine])

@@ -15,6 +15,7 @@ public ports that used 50 report collapse. Default K_g = 2, K_d = 1; K_g is a pa
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import math
 import warnings
@@ -245,7 +246,6 @@ class SimGANTrainer:
         """One SGD step on L_R (Eq. 4); with adversarial=False on λ·ℓ_reg alone and D is not run."""
         cfg = self.config
         synthetic = self._sample(self._synthetic, cfg.batch_size)
-        self.discriminator.requires_grad_(False)  # φ fixed while θ is updated
         with self._autocast():
             refined = self.refiner(synthetic)
             self_reg = self_regularization_loss(refined, synthetic, cfg.self_reg_feature, cfg.self_reg_reduction)
@@ -254,9 +254,12 @@ class SimGANTrainer:
                 adversarial_loss = refiner_adversarial_loss(self.discriminator(refined), cfg.adversarial_reduction)
                 loss = loss + adversarial_loss
                 self._record("refiner/adversarial", adversarial_loss)
-        self.discriminator.requires_grad_(True)
         self.refiner_optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        self.discriminator.requires_grad_(False)  # φ fixed while θ is updated: no D weight gradients
+        try:
+            loss.backward()
+        finally:
+            self.discriminator.requires_grad_(True)
         self.refiner_optimizer.step()
         self._record("refiner/self_reg", self_reg)
         self._record("refiner/loss", loss)
@@ -322,7 +325,7 @@ class SimGANTrainer:
         `checkpoint_every_steps` steps.
         """
         end = self.total_steps if stop_at_step is None else min(stop_at_step, self.total_steps)
-        boundaries = set(np.cumsum([phase.steps for phase in self.schedule]).tolist())
+        boundaries = set(itertools.accumulate(phase.steps for phase in self.schedule))
         last_metrics: dict[str, float] = {}
         bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.progress, unit="step", dynamic_ncols=True)
         self.refiner.train()

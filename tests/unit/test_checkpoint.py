@@ -7,7 +7,8 @@ import torch
 from conftest import EYES_DISCRIMINATOR, TINY_REFINER, tiny_train_config
 
 from simgan.nn.refiner import RefinerConfig
-from simgan.training.checkpoint import CheckpointError, atomic_write, load_checkpoint, save_checkpoint
+from simgan.io import atomic_write
+from simgan.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from simgan.training.refiner import SimGANTrainer
 
 
