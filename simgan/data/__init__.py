@@ -1,0 +1,1 @@
+"""Data: the single preprocessing path (transforms) and the built-in demo images."""
