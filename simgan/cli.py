@@ -43,7 +43,7 @@ def _demo(args: argparse.Namespace) -> int:
         adversarial_rounds=args.rounds,
         optimizer="adam",
         lr=args.lr,
-        history_capacity=max(args.batch_size * 32, args.batch_size),
+        history_capacity=args.batch_size * 32,  # 64 D steps of b/2 fresh images
         checkpoint_every_steps=50,
         seed=args.seed,
     )

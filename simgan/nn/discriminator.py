@@ -99,16 +99,15 @@ def output_size(config: DiscriminatorConfig, input_size: tuple[int, int] | None 
     return _map_size(config, config.layers, input_size or config.input_size)
 
 
-def _trunk_size(config: DiscriminatorConfig) -> tuple[int, int]:
-    """(h, w) of the map the global head flattens: every layer but the logits layer."""
-    return _map_size(config, config.layers[:-1], config.input_size)
+def _padding(config: DiscriminatorConfig, kernel: int) -> int:
+    return kernel // 2 if config.padding == "same" else 0
 
 
 def _map_size(config: DiscriminatorConfig, layers, input_size: tuple[int, int]) -> tuple[int, int]:
     height, width = input_size
     for layer in layers:
         kernel, stride = layer[1], layer[2]
-        pad = kernel // 2 if config.padding == "same" else 0
+        pad = _padding(config, kernel)
         height = (height + 2 * pad - kernel) // stride + 1
         width = (width + 2 * pad - kernel) // stride + 1
     return height, width
@@ -121,7 +120,9 @@ class Discriminator(nn.Module):
         super().__init__()
         self.config = config
         self.check_inputs = True
-        if min(output_size(config, config.input_size) if config.head == "local" else _trunk_size(config)) < 1:
+        # the map the logits layer (local) or the fully connected head (global) sees last
+        size = _map_size(config, config.layers if config.head == "local" else config.layers[:-1], config.input_size)
+        if min(size) < 1:
             raise ValueError(
                 f"DiscriminatorConfig: input {config.input_size[0]}×{config.input_size[1]} is smaller than "
                 f"the layers allow (receptive field {receptive_field(config)})"
@@ -131,7 +132,7 @@ class Discriminator(nn.Module):
         *body, last = config.layers
         for layer in body:
             kernel, stride = layer[1], layer[2]
-            pad = kernel // 2 if config.padding == "same" else 0
+            pad = _padding(config, kernel)
             if layer[0] == "conv":
                 trunk += [nn.Conv2d(channels, layer[3], kernel, stride, pad), nn.ReLU(inplace=True)]
                 channels = layer[3]
@@ -139,11 +140,10 @@ class Discriminator(nn.Module):
                 trunk.append(nn.MaxPool2d(kernel, stride, pad))
         self.trunk = nn.Sequential(*trunk)
         if config.head == "local":
-            pad = last[1] // 2 if config.padding == "same" else 0
+            pad = _padding(config, last[1])
             self.logits = nn.Conv2d(channels, 2, last[1], last[2], pad)  # linear: no activation follows
         else:
-            with torch.no_grad():
-                features = self.trunk(torch.zeros(1, config.channels, *config.input_size)).numel()
+            features = channels * size[0] * size[1]
             self.logits = nn.Sequential(nn.Flatten(), nn.Linear(features, 2), nn.Unflatten(1, (2, 1, 1)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
