@@ -1,0 +1,56 @@
+"""Readers of the published dataset formats, one module per format, all with the same two functions.
+
+    scan(root, **options) -> (items, quarantined)
+        Cheap enumeration of what `root` holds. Each item is a small picklable object (a dataclass of
+        paths, indices and options) describing one unit of work: one UnityEyes jpg+json pair, one
+        MPIIGaze day file, one range of an h5 file, one NYU frame. Problems seen while listing (a
+        `2.json` without `2.jpg`, a missing label file) are returned as `Quarantined` right away.
+    read(item) -> list[Sample | Quarantined]
+        The heavy part (decode, check, crop, resize), run in worker processes by `prepare`. Every input
+        sample ends up either as a `Sample` or as a `Quarantined` naming its file and what is wrong:
+        nothing is dropped silently, and count in = samples + quarantined.
+
+Label names (columns of the manifest) and their units:
+    gaze:  gaze_x, gaze_y, gaze_z   unit gaze vector in the MPIIGaze normalised camera frame
+                                    (x right, y down, z forward; eye -> target, so z < 0)
+           pitch_rad, yaw_rad       pitch = asin(-g_y) (> 0 looking up), yaw = atan2(-g_x, -g_z)
+                                    (the hysts / GazeML convention: see simgan.data.geometry)
+    hand:  joint_JJ_u, joint_JJ_v   the 14 evaluation joints (NYU_EVAL_JOINTS order, JJ = 00..13) in
+                                    pixels of the prepared crop (u right, v down)
+           joint_JJ_d               their depth in millimetres
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image ready for the prepared arrays.
+
+    id: unique within its dataset and stable across runs (e.g. "17" for UnityEyes 17.jpg,
+        "p03/day02/0005.jpg/left" for MPIIGaze).
+    source: the file the pixels came from, with "#key" for a sample inside a container file.
+    image: uint8 (H, W), already at the task's prepared size (gaze 35×55; hand S×S).
+    labels: task labels, names and units as in this module's docstring; {} for unlabelled data.
+    person: person id for person-independent splits ("" when unknown or synthetic).
+    metadata: anything else worth keeping in the manifest (head pose, day, eye side, kinect).
+    """
+
+    id: str
+    source: str
+    image: np.ndarray
+    labels: dict[str, float] = field(default_factory=dict)
+    person: str = ""
+    metadata: dict[str, float | str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    """An input that could not be used: the file (with "#key" inside containers) and why, in words."""
+
+    source: str
+    reason: str
