@@ -1,5 +1,7 @@
 """The `simgan` command: what users type.
 
+    simgan simulate  render the embedded default datasets in their published formats (no downloads)
+    simgan prepare   raw inputs -> uint8 arrays, manifests and quarantine tables per task
     simgan demo      train a refiner on the built-in eye images (no downloads), resumable
     simgan refine    refine a .npy array or a folder of images with a trained checkpoint
 """
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import logging
 import sys
 import time
@@ -148,6 +151,53 @@ def _refine_folder(runner, source: Path, target: Path) -> int:
     return 0
 
 
+def _simulate(args: argparse.Namespace) -> int:
+    from simgan.data.simulators import simulate
+
+    started = time.perf_counter()
+    result = simulate(Path(args.out), profile=args.profile, seed=args.seed, workers=args.workers)
+    print(json.dumps(result, indent=2, default=str))
+    print(f"rendered the '{args.profile}' profile into {args.out} in {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+def _parse_source(text: str | None, domain: str, task: str, size):
+    """FORMAT:PATH -> Source, with the task's prepared size."""
+    from simgan.data.prepare import READERS, Source
+
+    if text is None:
+        return None
+    fmt, _, path = text.partition(":")
+    if fmt not in READERS or not path:
+        raise ValueError(f"--{domain} expects FORMAT:PATH with FORMAT one of {sorted(READERS)}; got {text!r}")
+    options = {"size": size}
+    if fmt == "nyu":
+        options["kind"] = "synthdepth" if domain == "synthetic" else "depth"
+    return Source(fmt, Path(path), options)
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from simgan.data.prepare import default_sources, prepare_task
+
+    tasks = ["gaze", "hand"] if args.task == "all" else [args.task]
+    data = Path(args.data)
+    if not data.exists():
+        raise SystemExit(f"simgan prepare: {data} does not exist; render the embedded default with "
+                         f"`simgan simulate --out {data}` or point --data at your datasets")
+    for task in tasks:
+        sources = default_sources(task, data, args.hand_size)
+        size = (35, 55) if task == "gaze" else args.hand_size
+        for domain in ("synthetic", "real"):
+            override = _parse_source(getattr(args, domain), domain, task, size)
+            if override is not None:
+                sources[domain] = override
+        prepare_task(task, data, Path(args.out), sources=sources, workers=args.workers, progress=not args.quiet,
+                     hand_size=args.hand_size, test_persons=args.test_persons.split(",") if args.test_persons else (),
+                     log=print)
+        print(f"grid of samples (synthetic row, real row): {Path(args.out) / task / 'samples.png'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="simgan",
@@ -182,6 +232,44 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
     demo.set_defaults(handler=_demo)
 
+    simulate = commands.add_parser(
+        "simulate",
+        help="render the embedded default datasets (UnityEyes, MPIIGaze, NYU formats)",
+        description="Render the embedded default data, deterministic by seed, in the published formats "
+        "so the real readers run on it: gaze/synthetic (UnityEyes jpg+json), gaze/real (MPIIGaze "
+        "normalized .mat + Evaluation Subset lists), hand/synthetic and hand/real (NYU depth PNGs + "
+        "joint_data.mat). The 'real' sets carry the appearance the simulators leave out.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    simulate.add_argument("--out", default="data", help="folder to write (the project's data/)")
+    simulate.add_argument("--profile", default="default", choices=["default", "tiny"], help="how much to render")
+    simulate.add_argument("--seed", type=int, default=0, help="seed of every random choice")
+    simulate.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    simulate.set_defaults(handler=_simulate)
+
+    prepare = commands.add_parser(
+        "prepare",
+        help="raw inputs -> uint8 arrays + manifests + quarantine tables",
+        description="Read a task's raw inputs and write, per domain, images.npy (uint8, memory-mappable), "
+        "manifest.csv (one row per image) and quarantine.csv (file, reason) under OUT/<task>/<domain>/, "
+        "plus OUT/<task>/summary.json and samples.png. Inputs that cannot be used are quarantined "
+        "with the reason, never dropped. By default the layout of `simgan simulate` is read; "
+        "--synthetic/--real FORMAT:PATH point a domain elsewhere (formats: unityeyes, mpiigaze, "
+        "gaze_h5, nyu, folder).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    prepare.add_argument("--task", default="all", choices=["gaze", "hand", "all"], help="which task")
+    prepare.add_argument("--data", default="data", help="raw data root")
+    prepare.add_argument("--out", default="artifacts/prepared", help="output root")
+    prepare.add_argument("--synthetic", default=None, metavar="FORMAT:PATH", help="override the synthetic source")
+    prepare.add_argument("--real", default=None, metavar="FORMAT:PATH", help="override the real source")
+    prepare.add_argument("--hand-size", type=int, default=224, help="side of the prepared hand crops (paper: 224)")
+    prepare.add_argument("--test-persons", default="p00,p01,p02",
+                         help="real-eye persons held out as the labelled test split (never shown to the refiner)")
+    prepare.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    prepare.add_argument("--quiet", action="store_true", help="no progress bar")
+    prepare.set_defaults(handler=_prepare)
+
     refine = commands.add_parser(
         "refine",
         help="refine a .npy array or a folder of images with a trained checkpoint",
@@ -207,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.handler(args)
-    except (CheckpointError, ValueError, TypeError) as error:
+    except (CheckpointError, ValueError, TypeError, FileNotFoundError) as error:
         if args.verbose:
             raise
         print(f"simgan {args.command}: {error}", file=sys.stderr)
