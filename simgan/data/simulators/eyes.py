@@ -12,14 +12,15 @@ y DOWN, z away from the camera):
     (lids follow the eye), skewed bumps shape them; the pupil centre is always left visible. The head
     pose (pitch, yaw; same sign conventions as the gaze) moves the lids about 0.9 R the way the iris
     moves with the gaze and narrows the opening when turned; the eye's rotation in the head is kept
-    within −25°..+20° pitch and ±32° yaw. Per-eye shape parameters (corner
-    positions and tilt, openings, peak positions, crease, brow) vary per image (synthetic) or per
-    person (real).
+    within −25°..+20° pitch and ±32° yaw. Per-eye shape parameters (corner positions and tilt,
+    openings, peak positions, crease, brow) vary per image (synthetic) or per person (real).
 
 Synthetic set (UnityEyes format, `gaze/synthetic/N.jpg` + `N.json`, 200×150 RGB JPEG, R = 71.7593·200/800
 px): flat, clean shading, the simulator look: uniform skin tone with a smooth light gradient, a soft
 brow, a lid crease, white sclera with a mild lid shadow, flat-coloured iris with a radial gradient,
-black pupil, pink caruncle. The JSON copies the real UnityEyes schema key for key (every value a string,
+black pupil, pink caruncle. Gaze uniform over pitch −27°..+12°, yaw ±42° (covering MPIIGaze's range);
+head pitch ±20°, yaw ±25°; iris size, pupil size, skin and iris colours, lighting vary per image.
+The JSON copies the real UnityEyes schema key for key (every value a string,
 landmarks "(x, y, z)" in y-UP pixels with 4 decimals, look_vec a 4-tuple with w = 0, scalars in C#
 float formatting); its lighting, skin, iris and shape fields are the values this renderer used.
 
@@ -38,8 +39,8 @@ corner distance over 60 px), then adds what the synthetic renderer does not mode
   7. defocus: Gaussian blur of a per-sample width;
   8. a low-resolution webcam: the eye is imaged at 55–100 % of the final resolution, with Gaussian and
      signal-dependent sensor noise and 8-bit quantisation;
-  9. JPEG compression of that camera image (Pillow round trip, quality 25–80), then bilinear resampling
-     to 36×60 (the normalisation warp);
+  9. JPEG compression of that camera image (Pillow round trip, quality about 20–90: a per-person level
+     ± 8 per image), then bilinear resampling to 36×60 (the normalisation warp);
  10. histogram equalisation of every stored eye (as in MPIIGaze's normalised images).
 The right eye is stored as the mirror image of a left-eye render with gaze x negated (and head yaw and
 light directions mirrored), with its own gaze (x not negated) in `gaze`, so readers that flip right eyes
@@ -361,8 +362,9 @@ def render_synthetic(eye: SyntheticEye) -> tuple[np.ndarray, EyeGeometry]:
     outline = np.concatenate([geometry.interior_margin(), geometry.caruncle()])
     x0, x1 = outline[:, 0].min() - 0.3, outline[:, 0].max() + 0.3
     y0, y1 = outline[:, 1].min() - eye.shape.crease - 0.3, outline[:, 1].max() + 0.3
-    rows = slice(max(0, int((y0 * r + SYNTHETIC_HEIGHT / 2))), min(SYNTHETIC_HEIGHT, int(y1 * r + SYNTHETIC_HEIGHT / 2) + 2))
-    cols = slice(max(0, int((x0 * r + SYNTHETIC_WIDTH / 2))), min(SYNTHETIC_WIDTH, int(x1 * r + SYNTHETIC_WIDTH / 2) + 2))
+    half_h, half_w = SYNTHETIC_HEIGHT / 2, SYNTHETIC_WIDTH / 2
+    rows = slice(max(0, int(y0 * r + half_h)), min(SYNTHETIC_HEIGHT, int(y1 * r + half_h) + 2))
+    cols = slice(max(0, int(x0 * r + half_w)), min(SYNTHETIC_WIDTH, int(x1 * r + half_w) + 2))
     L = layers(geometry, xs[rows, cols], ys[rows, cols], r)
     crease = 1 - 0.18 * np.exp(-((ys[rows, cols] - L["crease_y"]) / 0.07) ** 2) * (L["below_upper"] < 9)
     margin = 1 - 0.30 * np.exp(-(L["below_upper"] / 0.05) ** 2)
@@ -489,7 +491,8 @@ def make_person(seed: int, index: int) -> Person:
         index=index, shape=random_shape(rng), skin=float(rng.uniform(85, 190)), sclera=float(rng.uniform(150, 215)),
         iris=float(rng.uniform(25, 95)), brow_dark=float(rng.uniform(0.3, 0.75)), texture=texture, grain=grain,
         lashes=lashes, lower_lashes=lower, lash_dark=float(rng.uniform(0.45, 0.85)),
-        glasses=bool(rng.random() < 0.25), pitch_mean=float(rng.uniform(-13, -5)), yaw_scale=float(rng.uniform(0.8, 1.0)),
+        glasses=bool(rng.random() < 0.25), pitch_mean=float(rng.uniform(-13, -5)),
+        yaw_scale=float(rng.uniform(0.8, 1.0)),
         head_mean=(float(rng.uniform(-6, 6)), float(rng.uniform(-8, 8))), jpeg_quality=int(rng.integers(30, 80)),
         resolution=float(rng.uniform(0.55, 1.0)), noise=float(rng.uniform(2.0, 6.0)),
         wrinkles=(float(rng.uniform(0.0, 0.25)), float(rng.uniform(0.45, 0.7))))
@@ -563,8 +566,18 @@ def equalize_histogram(image: np.ndarray) -> np.ndarray:
     return lut[image]
 
 
-def render_real(person: Person, day: Day, shape: EyeShape, rng: np.random.Generator, mirror: bool) -> np.ndarray:
-    """One 36×60 uint8 "real" left-eye image (mirror=True: rendered for the right eye, before the flip)."""
+REAL_FACTORS = frozenset({"skin", "eye", "lashes", "glasses", "glints", "illumination", "defocus", "camera", "jpeg",
+                          "equalisation"})
+
+
+def render_real(person: Person, day: Day, shape: EyeShape, rng: np.random.Generator, mirror: bool,
+                factors: frozenset[str] = REAL_FACTORS) -> np.ndarray:
+    """One 36×60 uint8 "real" left-eye image (mirror=True: rendered for the right eye, before the flip).
+
+    factors: the appearance factors to apply (module docstring; names in REAL_FACTORS), all by default;
+    leaving some out gives ablations (an empty set: the eye as the synthetic renderer would draw it, in
+    grey). The random draws do not depend on the factors, so an ablation changes nothing else.
+    """
     geometry = place(shape)
     sign = -1.0 if mirror else 1.0
     margin = geometry.interior_margin()
@@ -575,76 +588,98 @@ def render_real(person: Person, day: Day, shape: EyeShape, rng: np.random.Genera
     s = _REAL_SUPERSAMPLE
     xs, ys = _pixel_grid(REAL_HEIGHT * s, REAL_WIDTH * s, (REAL_WIDTH * s / 2, REAL_HEIGHT * s / 2), px * s, middle)
     L = layers(geometry, xs, ys, px * s)
-    # 1. skin: tone, person texture, wrinkles, brow, crease
-    skin = person.skin * (1 + 0.06 * _sample_grid(person.texture, sign * xs, ys)
-                          + 0.025 * _sample_grid(person.grain, sign * xs, ys))
-    wrinkle_depth, wrinkle_at = person.wrinkles
-    skin *= 1 - wrinkle_depth * np.exp(-((ys - L["lo"] - wrinkle_at * np.clip(4 * L["t"] * (1 - L["t"]), 0, 1))
-                                         / 0.05) ** 2) * ((L["t"] > 0.1) & (L["t"] < 0.95))
-    brow_hairs = 0.6 + 0.4 * np.sin(40 * xs + 6 * ys + person.index) ** 2
-    skin *= 1 - person.brow_dark * brow_hairs * np.exp(-((ys - L["brow_y"]) / 0.3) ** 2)
-    skin *= 1 - 0.3 * np.exp(-((ys - L["crease_y"]) / 0.06) ** 2) * (L["below_upper"] < 9)
-    skin *= 1 - 0.45 * np.exp(-(L["below_upper"] / 0.06) ** 2)
-    # 2. eyeball: sclera with veins and a strong upper-lid shadow, streaky iris, limbal ring, pupil
+    # random draws, all up front
+    glint_draws = rng.uniform([0.045, 150, 0.045, 150], [0.08, 255, 0.08, 255])
+    rim_offset, reflection = rng.normal(0, 0.1), rng.uniform([-1.5, -0.8, 15], [1.5, 0.8, 60])
+    gain_jitter, blur_jitter, noise_jitter = rng.uniform(0.9, 1.1), rng.uniform(0.0, 0.4), rng.uniform(0.7, 1.3)
+    quality = int(np.clip(person.jpeg_quality + rng.integers(-8, 9), 20, 90))
+    noise_seed = int(rng.integers(2**31))
+    # 1. skin: tone, person texture, wrinkles, hairy brow (else a flat tone and a soft brow, as synthetic)
+    skin_tone = person.skin
+    if "skin" in factors:
+        skin = skin_tone * (1 + 0.06 * _sample_grid(person.texture, sign * xs, ys)
+                            + 0.025 * _sample_grid(person.grain, sign * xs, ys))
+        wrinkle_depth, wrinkle_at = person.wrinkles
+        wrinkle_y = L["lo"] + wrinkle_at * np.clip(4 * L["t"] * (1 - L["t"]), 0, 1)
+        skin *= 1 - wrinkle_depth * np.exp(-((ys - wrinkle_y) / 0.05) ** 2) * ((L["t"] > 0.1) & (L["t"] < 0.95))
+        brow_hairs = 0.6 + 0.4 * np.sin(40 * xs + 6 * ys + person.index) ** 2
+        skin *= 1 - person.brow_dark * brow_hairs * np.exp(-((ys - L["brow_y"]) / 0.3) ** 2)
+    else:
+        skin = np.full_like(xs, skin_tone) * (1 - 0.35 * np.exp(-((ys - L["brow_y"]) / 0.25) ** 2))
+    skin *= 1 - 0.25 * np.exp(-((ys - L["crease_y"]) / 0.06) ** 2) * (L["below_upper"] < 9)
+    skin *= 1 - 0.35 * np.exp(-(L["below_upper"] / 0.05) ** 2)
+    # 2. eyeball: sclera with veins and a strong upper-lid shadow, streaky iris, limbal ring (else flat)
     below = np.clip(L["below_upper"], 0, None)
-    shadow = 1 - 0.5 * np.exp(-below / 0.22)
-    sclera = person.sclera * (1 - 0.06 * np.abs(_sample_grid(person.grain, ys * 2, sign * xs * 2))) * shadow
     q = np.clip(L["iris_q"], 0, 1)
-    streaks = np.sin(L["iris_angle"] * 23 + person.index) * np.sin(L["iris_angle"] * 9 + 2.0 * person.index)
-    iris = person.iris * (1.2 - 0.35 * q + 0.18 * streaks * q) * (1 - 0.5 * np.clip((q - 0.8) / 0.2, 0, 1)) * shadow
+    if "eye" in factors:
+        shadow = 1 - 0.5 * np.exp(-below / 0.22)
+        sclera = person.sclera * (1 - 0.06 * np.abs(_sample_grid(person.grain, ys * 2, sign * xs * 2))) * shadow
+        streaks = np.sin(L["iris_angle"] * 23 + person.index) * np.sin(L["iris_angle"] * 9 + 2.0 * person.index)
+        iris = person.iris * (1.2 - 0.35 * q + 0.18 * streaks * q) * (1 - 0.5 * np.clip((q - 0.8) / 0.2, 0, 1)) * shadow
+    else:
+        shadow = 1 - 0.18 * np.exp(-below / 0.15)
+        sclera = 225.0 * shadow
+        iris = 90.0 * (1.25 - 0.45 * q ** 2) * (1 - 0.35 * np.clip((q - 0.82) / 0.18, 0, 1)) * shadow
     image = skin
     image = image + (sclera - image) * L["opening"]
     image = image + (iris - image) * L["iris"]
     image = image + (8.0 - image) * L["pupil"]
-    image = image + (person.skin * 0.85 - image) * L["caruncle"]
+    image = image + (skin_tone * 0.85 - image) * L["caruncle"]
     # 5. corneal glints (physical light side: mirrored for the right eye's render)
-    centre = geometry.iris_centre
-    glints = [(sign * day.glint[0], day.glint[1])]
-    if day.second_glint:
-        glints.append((sign * (day.glint[0] + 0.18), day.glint[1] + 0.05))
-    for gx, gy in glints:
-        radius = rng.uniform(0.045, 0.08)
-        spot = np.exp(-((xs - centre[0] - gx * shape.iris_radius * 2) ** 2
-                        + (ys - centre[1] - gy * shape.iris_radius * 2) ** 2) / (2 * radius ** 2))
-        image = image + rng.uniform(150, 255) * spot * L["opening"]
+    if "glints" in factors:
+        centre = geometry.iris_centre
+        glints = [(sign * day.glint[0], day.glint[1], *glint_draws[:2])]
+        if day.second_glint:
+            glints.append((sign * (day.glint[0] + 0.18), day.glint[1] + 0.05, *glint_draws[2:]))
+        for gx, gy, radius, strength in glints:
+            spot = np.exp(-((xs - centre[0] - gx * shape.iris_radius * 2) ** 2
+                            + (ys - centre[1] - gy * shape.iris_radius * 2) ** 2) / (2 * radius ** 2))
+            image = image + strength * spot * L["opening"]
     # 3. eyelashes along the upper lid (and a few on the lower lid)
-    def lash_segments(lashes, lid):
-        x, _, up, lo = geometry.lids(lashes[:, 0])
-        starts = np.stack([x, up if lid == "upper" else lo], 1)
-        direction = np.stack([np.sin(lashes[:, 1]), -np.cos(lashes[:, 1])], 1)
-        return np.stack([starts, starts + direction * lashes[:, 2:3]], 1), lashes[:, 3]
+    if "lashes" in factors:
+        def lash_segments(lashes, lid):
+            x, _, up, lo = geometry.lids(lashes[:, 0])
+            starts = np.stack([x, up if lid == "upper" else lo], 1)
+            direction = np.stack([np.sin(lashes[:, 1]), -np.cos(lashes[:, 1])], 1)
+            return np.stack([starts, starts + direction * lashes[:, 2:3]], 1), lashes[:, 3]
 
-    grid = ((REAL_WIDTH * s / 2, REAL_HEIGHT * s / 2), px * s, middle)
-    upper_lashes, lower_lashes = lash_segments(person.lashes, "upper"), lash_segments(person.lower_lashes, "lower")
-    lash = np.maximum(_strokes(*upper_lashes, grid, xs.shape), 0.7 * _strokes(*lower_lashes, grid, xs.shape))
-    image = image * (1 - person.lash_dark * lash)
+        grid = ((REAL_WIDTH * s / 2, REAL_HEIGHT * s / 2), px * s, middle)
+        upper, lower = lash_segments(person.lashes, "upper"), lash_segments(person.lower_lashes, "lower")
+        lash = np.maximum(_strokes(*upper, grid, xs.shape), 0.7 * _strokes(*lower, grid, xs.shape))
+        image = image * (1 - person.lash_dark * lash)
     # 4. glasses: frame rim, lens haze and a soft lens reflection
-    if person.glasses:
-        rim_y = (1.25 if person.index % 2 else -1.6) + 0.1 * xs + rng.normal(0, 0.1)
+    if person.glasses and "glasses" in factors:
+        rim_y = (1.25 if person.index % 2 else -1.6) + 0.1 * xs + rim_offset
         image = image * 0.88 + 12
         image = image * (1 - 0.6 * np.exp(-((ys - rim_y) / 0.12) ** 4))
-        rx, ry = rng.uniform(-1.5, 1.5), rng.uniform(-0.8, 0.8)
-        image = image + rng.uniform(15, 60) * np.exp(-((xs - rx) ** 2 / 0.6 + (ys - ry) ** 2 / 0.15))
+        rx, ry, strength = reflection
+        image = image + strength * np.exp(-((xs - rx) ** 2 / 0.6 + (ys - ry) ** 2 / 0.15))
     # 6. illumination: gamma, gain (clipping on extreme days), directional gradient
-    extent_x, extent_y = (xs - middle[0]) * px / REAL_WIDTH * 2, (ys - middle[1]) * px / REAL_HEIGHT * 2
-    angle = day.gradient_angle
-    ramp = 1 + day.gradient * (sign * math.cos(angle) * extent_x + math.sin(angle) * extent_y) / 1.4
-    image = 255.0 * (np.clip(image, 0, None) / 255.0) ** day.gamma * day.gain * rng.uniform(0.9, 1.1) * ramp
+    if "illumination" in factors:
+        extent_x, extent_y = (xs - middle[0]) * px / REAL_WIDTH * 2, (ys - middle[1]) * px / REAL_HEIGHT * 2
+        angle = day.gradient_angle
+        ramp = 1 + day.gradient * (sign * math.cos(angle) * extent_x + math.sin(angle) * extent_y) / 1.4
+        image = 255.0 * (np.clip(image, 0, None) / 255.0) ** day.gamma * day.gain * gain_jitter * ramp
     # 7. defocus
-    image = ndimage.gaussian_filter(image, sigma=s * (day.blur + rng.uniform(0.0, 0.4)), mode="nearest")
+    if "defocus" in factors:
+        image = ndimage.gaussian_filter(image, sigma=s * (day.blur + blur_jitter), mode="nearest")
     # 8. low-resolution webcam with sensor noise
-    camera_size = (max(16, round(REAL_WIDTH * person.resolution)), max(10, round(REAL_HEIGHT * person.resolution)))
+    if "camera" in factors:
+        size = (max(16, round(REAL_WIDTH * person.resolution)), max(10, round(REAL_HEIGHT * person.resolution)))
+    else:
+        size = (REAL_WIDTH * s, REAL_HEIGHT * s)
     camera = np.asarray(Image.fromarray(np.clip(image, 0, None).astype(np.float32))
-                        .resize(camera_size, Image.Resampling.BOX), dtype=np.float64)
-    noise_sigma = person.noise * rng.uniform(0.7, 1.3)
-    camera = camera + rng.normal(0, 1, camera.shape) * np.sqrt(noise_sigma ** 2 + 0.15 * camera)
+                        .resize(size, Image.Resampling.BOX), dtype=np.float64)
+    if "camera" in factors:
+        noise = np.random.default_rng(noise_seed).normal(0, 1, camera.shape)
+        camera = camera + noise * np.sqrt((person.noise * noise_jitter) ** 2 + 0.15 * camera)
     camera = np.clip(np.round(camera), 0, 255).astype(np.uint8)  # saturation after the noise: flat whites
     # 9. JPEG round trip, then the normalisation warp to 36×60
-    quality = int(np.clip(person.jpeg_quality + rng.integers(-8, 9), 20, 90))
-    decoded = Image.open(io.BytesIO(_jpeg(camera, quality)))
-    eye = np.asarray(decoded.resize((REAL_WIDTH, REAL_HEIGHT), Image.Resampling.BILINEAR), dtype=np.uint8)
+    picture = Image.open(io.BytesIO(_jpeg(camera, quality))) if "jpeg" in factors else Image.fromarray(camera)
+    resample = Image.Resampling.BILINEAR if "camera" in factors else Image.Resampling.BOX
+    eye = np.asarray(picture.resize((REAL_WIDTH, REAL_HEIGHT), resample), dtype=np.uint8)
     # 10. histogram equalisation
-    return equalize_histogram(eye)
+    return equalize_histogram(eye) if "equalisation" in factors else eye
 
 
 def _rvec(head_pitch: float, head_yaw: float) -> np.ndarray:

@@ -10,7 +10,7 @@ thumb, the palm facing −z, i.e. the camera, at the identity pose: a right hand
     hyper-extension allowed), finger spread, thumb abduction / opposition / flexion, global rotation
     (palm or back toward the camera, roll ±120°, tilt ±50°) and the palm centre at 550–850 mm in front of
     the camera, inside the central part of the 640×480 image.
-Rendering: exact perspective ray casting of every primitive (ellipsoids, spheres, capsules) over its
+Rendering: exact perspective ray casting of every primitive (ellipsoids, capsules) over its
 projected bounding box with the NYU Kinect intrinsics (geometry.NYU_FX, ...; pixel (row v, column u)
 is the ray through (u, v)), kept in a z-buffer; depth = z in mm, rounded to integers when written.
 
@@ -30,15 +30,17 @@ Synthetic set (`hand/synthetic/`): synthdepth_1_NNNNNNN.png, the clean hand rend
 "Real" set (`hand/real/`): other poses (own random stream: the two sets are unpaired), and for each frame
 synthdepth_1_NNNNNNN.png (the clean render of that pose, used by readers as the hand mask) and
 depth_1_NNNNNNN.png, what a Kinect v1 would see:
-  1. a scene: the rest of the forearm (leaving the image), a torso behind, a tilted wall, a table plane
-     and 0–3 boxes of clutter at other depths;
+  1. a scene: the rest of the forearm (bent at the wrist back toward the body, usually leaving the
+     image), a torso behind (1.05–1.35 m), a tilted wall (1.3–2.6 m), a table plane below and 0–3 boxes
+     of clutter (0.9–1.8 m);
   2. projector shadows: pixels the IR projector (75 mm to the right) cannot see, left of every depth step,
      read 0;
   3. ragged edges: in blocky (4×4 px) random patterns along depth discontinuities pixels drop out (0),
      take the foreground or the background depth (edge fattening / flying pixels);
   4. holes: random blobs and steep (grazing-angle) surface pixels read 0;
-  5. depth noise growing with z² plus a smooth low-frequency wobble, and disparity quantisation to
-     1/8 px (steps of z²/352800 mm), then whole millimetres; out-of-range (< 400 or > 4000 mm) reads 0.
+  5. depth noise growing with z² (per pixel, σ = 0.5·z² + 0.3 mm with z in metres) plus a smooth wobble
+     (σ = 1.5·z² mm), then disparity quantisation to 1/8 px (steps of z²/352800 mm) and whole
+     millimetres; out-of-range (< 400 or > 4000 mm) reads 0.
 PNG encoding (DATA_FORMATS §4.2): 640×480 RGB, depth_mm = G·256 + B, R = 0.
 """
 
@@ -213,13 +215,8 @@ def hand_primitives(pose: HandPose) -> list[tuple]:
 _RAYS: tuple[np.ndarray, np.ndarray] | None = None
 
 
-def _rays() -> np.ndarray:
-    """(H, W, 3) ray directions with d_z = 1 (so the ray parameter is the depth z)."""
-    return _ray_cache()[0]
-
-
 def _ray_cache() -> tuple[np.ndarray, np.ndarray]:
-    """(rays, their squared lengths)."""
+    """(H, W, 3) ray directions with d_z = 1 (so the ray parameter is the depth z), their squared lengths."""
     global _RAYS
     if _RAYS is None:
         v, u = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float64)
@@ -305,17 +302,27 @@ def render_hand(pose: HandPose) -> np.ndarray:
 # ------------------------------------------------------------------------------------ Kinect-like
 
 
-def _smooth_noise(rng, shape, cells, sigma):
-    """Unit-variance smooth random field: Gaussian-filtered noise on a coarse grid, bilinearly upsampled."""
-    field = ndimage.gaussian_filter(rng.normal(size=cells), sigma, mode="wrap")
+def _smooth_noise(rng, sigma: float) -> np.ndarray:
+    """Unit-variance smooth random field over the image: Gaussian-filtered noise on a quarter-resolution grid,
+    repeated over 4×4-pixel blocks (Kinect depth is blocky at that scale anyway)."""
+    field = ndimage.gaussian_filter(rng.standard_normal((HEIGHT // 4, WIDTH // 4), dtype=np.float32), sigma,
+                                    mode="wrap")
     field /= field.std() + 1e-9
-    image = Image.fromarray(field.astype(np.float32)).resize((shape[1], shape[0]), Image.Resampling.BILINEAR)
-    return np.asarray(image, dtype=np.float64)
+    return np.repeat(np.repeat(field, 4, 0), 4, 1)
+
+
+def _neighbourhood(values: np.ndarray, op) -> np.ndarray:
+    """op (np.minimum, np.maximum, np.logical_or) over each pixel and its 4 neighbours."""
+    out = values.copy()
+    op(out[1:], values[:-1], out=out[1:])
+    op(out[:-1], values[1:], out=out[:-1])
+    op(out[:, 1:], values[:, :-1], out=out[:, 1:])
+    op(out[:, :-1], values[:, 1:], out=out[:, :-1])
+    return out
 
 
 def scene(pose: HandPose, hand: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Depth of the hand (its clean render, 0 = none) and its surroundings (float, inf = nothing)."""
-    rays = _rays()
     solids = []
     # the rest of the forearm, bent at the wrist so that it goes back toward the body (away from the
     # camera), in pieces (smaller windows to ray-cast)
@@ -326,19 +333,23 @@ def scene(pose: HandPose, hand: np.ndarray, rng: np.random.Generator) -> np.ndar
     for k in range(4):
         solids.append(("capsule", wrist + direction * 100 * k, wrist + direction * 100 * (k + 1),
                        (25.0 + 3 * k) * pose.scale))
-    torso = np.array([rng.uniform(-250, 250), rng.uniform(-550, -250), rng.uniform(1050, 1350)])
-    solids.append(("ellipsoid", torso, np.eye(3), np.array([260.0, 380.0, 130.0])))
     depth = render(solids, np.where(hand > 0, hand, np.inf))
+    # rays are separable: d_x depends on the column only, d_y on the row only
+    ray_x = ((np.arange(WIDTH) - NYU_CX) / NYU_FX)[None, :]
+    ray_y = ((NYU_CY - np.arange(HEIGHT)) / NYU_FY)[:, None]
+    # a torso behind: a front-facing half-ellipsoid (260 × 380 × 130 mm), bulging toward the camera
+    x0, y0, z0 = rng.uniform(-250, 250), rng.uniform(-550, -250), rng.uniform(1050, 1350)
+    q = ((ray_x * z0 - x0) / 260.0) ** 2 + ((ray_y * z0 - y0) / 380.0) ** 2
+    inside = q < 1
+    depth[inside] = np.minimum(depth[inside], z0 - 130.0 * np.sqrt(1 - q[inside]))
     # wall z = D + a·x + b·y  ->  along the ray (x, y) = z·(d_x, d_y)
     distance, a, b = rng.uniform(1300, 2600), rng.uniform(-0.3, 0.3), rng.uniform(-0.3, 0.3)
-    wall = distance / np.clip(1 - a * rays[..., 0] - b * rays[..., 1], 0.2, None)
-    depth = np.minimum(depth, wall)
+    wall = distance / np.clip(1 - a * ray_x - b * ray_y, 0.2, None)
     # table top y = height (below the camera), from 350 mm to the wall
     height = rng.uniform(-450, -260)
-    with np.errstate(divide="ignore"):
-        table = np.where(rays[..., 1] < -1e-6, height / np.minimum(rays[..., 1], -1e-6), np.inf)
-    table[(table < 350) | (table > wall)] = np.inf
-    depth = np.minimum(depth, table)
+    table = np.where(ray_y < -1e-6, height / np.minimum(ray_y, -1e-6), np.inf)  # (H, 1)
+    table = np.where((table >= 350) & (table <= wall), table, np.inf)
+    np.minimum(depth, np.minimum(wall, table), out=depth)
     for _ in range(int(rng.integers(0, 4))):  # boxes of clutter: their front faces
         z = rng.uniform(900, 1800)
         x0, y0 = rng.uniform(-700, 600), rng.uniform(-500, 300)
@@ -352,43 +363,49 @@ def scene(pose: HandPose, hand: np.ndarray, rng: np.random.Generator) -> np.ndar
 
 def kinect(depth: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Kinect v1 artifacts on a clean scene depth (float, inf = nothing) -> uint16 mm, 0 = no reading."""
-    z = np.where(np.isfinite(depth), depth, 0.0)
+    z = np.where(np.isfinite(depth), depth, 0.0).astype(np.float32)
     valid = z > 0
     # projector shadows: projector column x' = x − disparity; a pixel is hidden when a closer pixel to its
-    # right maps to a projector column at or left of its own
-    disparity = np.where(valid, NYU_FX * BASELINE_MM / np.where(valid, z, 1.0), 0.0)
-    columns = np.arange(WIDTH, dtype=np.float64)[None, :]
-    projector = columns - disparity
+    # right maps to a projector column left of its own
+    disparity = np.zeros_like(z)
+    np.divide(np.float32(NYU_FX * BASELINE_MM), z, out=disparity, where=valid)
+    projector = np.arange(WIDTH, dtype=np.float32)[None, :] - disparity
     right_min = np.minimum.accumulate(projector[:, ::-1], axis=1)[:, ::-1]
-    right_min = np.concatenate([right_min[:, 1:], np.full((HEIGHT, 1), np.inf)], axis=1)
-    shadow = valid & (right_min < projector - 0.5)
+    shadow = np.zeros_like(valid)
+    shadow[:, :-1] = valid[:, :-1] & (right_min[:, 1:] < projector[:, :-1] - 0.5)
     # ragged, blocky edges along depth discontinuities
-    big = np.where(valid, z, 1e5)
-    near, far = ndimage.minimum_filter(big, 3), ndimage.maximum_filter(big, 3)
-    step = np.maximum(far - big, big - near) > 25
-    far = np.where(far >= 1e5, 0.0, far)  # nothing -> no reading
-    band = ndimage.binary_dilation(step, iterations=int(rng.integers(1, 3)))
-    blocks = np.repeat(np.repeat(rng.random((HEIGHT // 4, WIDTH // 4)), 4, 0), 4, 1)
-    pick = rng.random((HEIGHT, WIDTH))
+    big = np.where(valid, z, np.float32(1e5))
+    near, far = _neighbourhood(big, np.minimum), _neighbourhood(big, np.maximum)
+    band = far - near > 25
+    for _ in range(int(rng.integers(1, 3))):
+        band = _neighbourhood(band, np.logical_or)
+    blocks = np.repeat(np.repeat(rng.random((HEIGHT // 4, WIDTH // 4), dtype=np.float32), 4, 0), 4, 1)
+    pick = rng.random((HEIGHT, WIDTH), dtype=np.float32)
     out = z.copy()
     ragged = band & (blocks < 0.55)
     out[ragged & (pick < 0.45)] = 0
     fatten = ragged & (pick >= 0.45) & (pick < 0.75) & (near < 1e5)
     out[fatten] = near[fatten]
-    bleed = ragged & (pick >= 0.75)
+    bleed = ragged & (pick >= 0.75) & (far < 1e5)
     out[bleed] = far[bleed]
+    out[ragged & (pick >= 0.75) & (far >= 1e5)] = 0
     out[shadow] = 0
-    # holes: random blobs and grazing-angle pixels
-    blobs = _smooth_noise(rng, (HEIGHT, WIDTH), (60, 80), 1.2) > rng.uniform(2.0, 2.6)
-    gy, gx = np.gradient(np.where(valid, z, np.nan))
-    steep = np.nan_to_num(np.hypot(gx, gy), nan=0.0) > np.maximum(12.0, 0.02 * z)
-    out[blobs | (steep & (rng.random((HEIGHT, WIDTH)) < 0.6))] = 0
+    # holes: random blobs and steep (grazing-angle) surface pixels
+    blobs = _smooth_noise(rng, 1.5) > rng.uniform(2.0, 2.6)
+    slope = np.zeros_like(z)
+    slope[:, 1:] = np.abs(np.diff(z, axis=1))
+    slope[1:, :] = np.maximum(slope[1:, :], np.abs(np.diff(z, axis=0)))
+    steep = valid & (slope > np.maximum(12.0, 0.02 * z)) & (slope < 25)
+    out[blobs | (steep & (pick < 0.6))] = 0
     # noise growing with z², a smooth wobble, disparity quantisation to 1/8 px, whole millimetres
     has = out > 0
-    metres = out / 1000.0
-    noisy = out + rng.normal(size=out.shape) * (0.5 * metres ** 2 + 0.3) \
-        + _smooth_noise(rng, (HEIGHT, WIDTH), (24, 32), 1.0) * 1.5 * metres ** 2
-    quantised = _QUANT / np.maximum(np.round(_QUANT / np.where(has, noisy, 1.0)), 1.0)
+    metres = out * np.float32(1e-3)
+    squared = metres * metres
+    unit_noise = (rng.random((HEIGHT, WIDTH), dtype=np.float32) - 0.5) * np.float32(math.sqrt(12))  # variance 1
+    noisy = out + unit_noise * (0.5 * squared + 0.3) \
+        + _smooth_noise(rng, 5.0) * 1.5 * squared
+    noisy = np.where(has, noisy, 1.0).astype(np.float64)
+    quantised = _QUANT / np.maximum(np.round(_QUANT / noisy), 1.0)
     result = np.where(has, np.round(quantised), 0)
     result[(result < 400) | (result > 4000)] = 0
     return result.astype(np.uint16)
@@ -397,19 +414,14 @@ def kinect(depth: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 # ------------------------------------------------------------------------------------ files
 
 
-def encode_depth_png(depth_mm: np.ndarray) -> bytes:
+def encode_depth_png(depth_mm: np.ndarray, compress_level: int = 6) -> bytes:
     """uint16 mm -> NYU RGB PNG bytes (R = 0, G = high byte, B = low byte)."""
     depth_mm = np.asarray(depth_mm, dtype=np.uint16)
     rgb = np.stack([np.zeros_like(depth_mm, dtype=np.uint8), (depth_mm >> 8).astype(np.uint8),
                     (depth_mm & 255).astype(np.uint8)], -1)
     buffer = io.BytesIO()
-    Image.fromarray(rgb).save(buffer, "PNG", compress_level=6)
+    Image.fromarray(rgb).save(buffer, "PNG", compress_level=compress_level)
     return buffer.getvalue()
-
-
-def decode_depth_png(path: Path) -> np.ndarray:
-    rgb = np.asarray(Image.open(path).convert("RGB"), dtype=np.int32)
-    return rgb[..., 1] * 256 + rgb[..., 2]
 
 
 def clean_depth_mm(pose: HandPose) -> np.ndarray:
@@ -424,11 +436,11 @@ def write_frames(folder: Path, seed: int, domain: str, indices: range) -> np.nda
     for index in indices:
         pose = frame_pose(seed, domain, index)
         synth = clean_depth_mm(pose)
-        data = encode_depth_png(synth)
+        data = encode_depth_png(synth, compress_level=3)
         atomic_write(folder / f"synthdepth_1_{index:07d}.png", lambda handle: handle.write(data))
         if domain == "real":
             rng = np.random.default_rng([seed, _SCENE_STREAM, index])
-            real = encode_depth_png(kinect(scene(pose, synth.astype(np.float64), rng), rng))
+            real = encode_depth_png(kinect(scene(pose, synth.astype(np.float64), rng), rng), compress_level=4)
             atomic_write(folder / f"depth_1_{index:07d}.png", lambda handle: handle.write(real))
         uvd.append(joints_uvd(pose))
     return np.stack(uvd) if uvd else np.zeros((0, len(NYU_JOINT_NAMES), 3))

@@ -246,8 +246,9 @@ def test_right_eye_is_a_flipped_left_render_with_gaze_x_negated(tmp_path, monkey
     eyes.write_person(tmp_path, SEED, 0, [4], 2)
     data = scipy.io.loadmat(tmp_path / "Data/Normalized/p00/day01.mat")["data"]
     stored = {side: data[side][0, 0] for side in ("left", "right")}
-    assert np.all(stored["left"]["image"][0, 0][:, :, :20] == 255) and not stored["left"]["image"][0, 0][:, :, 20:].any()
-    assert np.all(stored["right"]["image"][0, 0][:, :, -20:] == 255) and not stored["right"]["image"][0, 0][:, :, :-20].any()
+    left, right = stored["left"]["image"][0, 0], stored["right"]["image"][0, 0]
+    assert np.all(left[:, :, :20] == 255) and not left[:, :, 20:].any()
+    assert np.all(right[:, :, -20:] == 255) and not right[:, :, :-20].any()
     for side, mirror in (("left", False), ("right", True)):
         pitch, yaw = geometry.pitch_yaw_from_gaze(stored[side]["gaze"][0, 0]).T
         rendered = np.array([(p, y) for p, y, m in calls if m == mirror])
