@@ -16,11 +16,14 @@ Deterministic: each image draws from its own random stream derived from (seed, p
 seed gives byte-identical files whatever the number of worker processes (the .mat headers carry a fixed
 text instead of a creation date). Every file is written atomically. A run replaces the simulated dataset:
 files of these layouts' naming patterns in the four folders that the run did not write (left over from a
-bigger profile) are removed, so a folder always holds one consistent render.
+bigger profile) are removed, so a folder always holds one consistent render. That clean-up only ever
+touches a folder a previous `simulate` wrote (it leaves the `MARKER` file there): a root holding
+other gaze/ or hand/ data — a user's real datasets — is refused, never overwritten.
 """
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import re
@@ -31,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from simgan.data.simulators import eyes, hands
+from simgan.io import atomic_write
 
 __all__ = ["PROFILES", "Profile", "simulate"]
 
@@ -56,6 +60,19 @@ PROFILES = {
 }
 
 _EYE_CHUNK, _HAND_CHUNK = 250, 40
+MARKER = ".simgan-simulated"  # written into root by simulate; its absence protects real data
+
+
+def _refuse_foreign_data(root: Path) -> None:
+    """Raise if `root` holds gaze/ or hand/ files that no earlier `simulate` wrote."""
+    if (root / MARKER).is_file():
+        return
+    for folder in (root / "gaze", root / "hand"):
+        if folder.is_dir() and any(path.is_file() for path in folder.rglob("*")):
+            raise ValueError(
+                f"{folder} already holds data that `simgan simulate` did not write (no {root / MARKER}); "
+                "refusing to overwrite it: choose an empty or new output folder"
+            )
 
 
 def _run(task: tuple) -> tuple[tuple, object, float]:
@@ -127,6 +144,9 @@ def simulate(root: Path, profile: str = "default", seed: int = 0, workers: int |
     """
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; expected one of {sorted(PROFILES)}")
+    if int(seed) != seed or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
+    seed = int(seed)
     plan = PROFILES[profile]
     root = Path(root)
     started = time.perf_counter()
@@ -134,6 +154,9 @@ def simulate(root: Path, profile: str = "default", seed: int = 0, workers: int |
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     workers = max(1, int(workers))
     day_sizes = eyes.day_sizes(seed, plan.persons, plan.samples_per_person, plan.max_days)
+    _refuse_foreign_data(root)
+    marker = json.dumps({"profile": profile, "seed": seed}).encode()
+    atomic_write(root / MARKER, lambda handle: handle.write(marker))  # first, so a killed run can be re-run
     _clean(root, plan, day_sizes)
 
     gaze_synthetic, gaze_real = root / "gaze" / "synthetic", root / "gaze" / "real"

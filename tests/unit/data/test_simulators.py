@@ -105,9 +105,12 @@ def test_layout_and_counts(tiny):
     assert not list(root.rglob("*.tmp")), "atomic writes left temporary files"
 
 
-def test_unknown_profile_is_refused(tmp_path):
+def test_unknown_profile_or_bad_seed_is_refused(tmp_path):
     with pytest.raises(ValueError, match="profile"):
         simulate(tmp_path, profile="huge")
+    with pytest.raises(ValueError, match="seed"):
+        simulate(tmp_path, profile="tiny", seed=-1)
+    assert not list(tmp_path.iterdir())
 
 
 # ------------------------------------------------------------------------------------ UnityEyes
@@ -385,6 +388,7 @@ def test_same_seed_same_bytes_whatever_the_workers(tiny, tmp_path):
     stale = again / "gaze/synthetic" / "999.jpg"
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"left over from a bigger profile")
+    (again / ".simgan-simulated").write_text("{}")  # as the earlier, bigger run left it
     simulate(again, profile="tiny", seed=SEED, workers=2)
     assert not stale.exists()
     assert _hashes(again) == _hashes(root)
@@ -393,3 +397,35 @@ def test_same_seed_same_bytes_whatever_the_workers(tiny, tmp_path):
     first, second = _hashes(root), _hashes(other)
     shared = first.keys() & second.keys()
     assert sum(first[k] != second[k] for k in shared) > 0.9 * len(shared)
+
+
+def test_real_factors_can_be_left_out():
+    """Ablations: without any factor the real renderer draws the clean eye, in grey, at the same framing."""
+    person, day = eyes.make_person(SEED, 1), eyes.make_day(SEED, 1, 1)
+    shape = eyes.EyeShape(pitch=-0.1, yaw=0.2, iris_radius=0.53, pupil_fraction=0.4, **person.shape)
+
+    def render(factors):
+        return eyes.render_real(person, day, shape, np.random.default_rng(3), False, factors).astype(float)
+
+    clean, full = render(frozenset()), render(eyes.REAL_FACTORS)
+    assert clean.shape == full.shape == (36, 60)
+    assert np.abs(clean - full).mean() > 10
+    roughness = lambda image: np.abs(np.diff(image, axis=1)).mean()  # noqa: E731
+    assert roughness(full) > 1.5 * roughness(clean)
+    without_lashes = render(eyes.REAL_FACTORS - {"lashes"})
+    assert np.abs(without_lashes - full).mean() > 1
+
+
+def test_a_folder_of_real_data_is_never_overwritten(tmp_path):
+    """simulate cleans up only after itself: a root with gaze/ or hand/ files it did not write is refused."""
+    from simgan.data.simulators import MARKER, simulate
+
+    real = tmp_path / "mine" / "hand" / "real"
+    real.mkdir(parents=True)
+    (real / "depth_1_0000001.png").write_bytes(b"a user's own frame")
+    with pytest.raises(ValueError, match="already holds data that `simgan simulate` did not write"):
+        simulate(tmp_path / "mine", profile="tiny", workers=1)
+    assert (real / "depth_1_0000001.png").read_bytes() == b"a user's own frame"
+    simulate(tmp_path / "ours", profile="tiny", workers=1)
+    assert (tmp_path / "ours" / MARKER).is_file()
+    simulate(tmp_path / "ours", profile="tiny", workers=1)  # its own output: re-rendered in place
