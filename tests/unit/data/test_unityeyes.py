@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import pickle
-import time
 from pathlib import Path
 
 import numpy as np
@@ -165,18 +164,3 @@ def test_every_bad_input_is_quarantined_with_its_reason(tmp_path):
     assert "norm 0.5385" in reasons["9.json"]
     assert reasons["10.json"] == "interior_margin_2d has 10 points; expected 16"
     assert "leaves the 320×240 image" in reasons["11.jpg"]
-
-
-@pytest.mark.slow
-def test_read_speed_at_least_400_images_per_second(tmp_path):
-    rng = np.random.default_rng(0)
-    for stem in range(1, 201):
-        write_unityeyes_pair(tmp_path, str(stem), *rng.uniform(-0.3, 0.3, 2), texture=8.0, quality=75, seed=stem)
-    items, _ = unityeyes.scan(tmp_path)
-    timings = []
-    for _ in range(3):
-        start = time.perf_counter()
-        results = [unityeyes.read(item) for item in items]
-        timings.append(time.perf_counter() - start)
-    assert all(isinstance(r[0], Sample) for r in results)
-    assert len(items) / min(timings) >= 400
