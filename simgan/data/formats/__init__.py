@@ -54,3 +54,20 @@ class Quarantined:
 
     source: str
     reason: str
+
+
+def read_items(reader, items) -> tuple[list[Sample], list[Quarantined]]:
+    """Read `items` with a reader module in this process; results split into samples and quarantined."""
+    samples: list[Sample] = []
+    quarantined: list[Quarantined] = []
+    for item in items:
+        for result in reader.read(item):
+            (samples if isinstance(result, Sample) else quarantined).append(result)
+    return samples, quarantined
+
+
+def read_all(reader, root, **options) -> tuple[list[Sample], list[Quarantined]]:
+    """`reader.scan(root, **options)` then every item read in this process (prepare does it in parallel)."""
+    items, quarantined = reader.scan(root, **options)
+    samples, more = read_items(reader, items)
+    return samples, [*quarantined, *more]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from simgan.data.formats import Quarantined, Sample
+from simgan.data.formats import read_items, Quarantined
 from simgan.data.formats import folder
 
 SIZE = (35, 55)  # (H, W), the gaze task's prepared size
@@ -25,8 +25,7 @@ def write_labels(path, text):
 
 
 def read_all(items):
-    out = [result for item in items for result in folder.read(item)]
-    return [r for r in out if isinstance(r, Sample)], [r for r in out if isinstance(r, Quarantined)]
+    return read_items(folder, items)
 
 
 def test_scan_orders_names_numerically_and_ignores_other_files(tmp_path):

@@ -10,17 +10,12 @@ import numpy as np
 import pytest
 from gaze_fixtures import gaze_h5_arrays, write_gaze_h5
 
-from simgan.data.formats import Quarantined, Sample, gaze_h5
+from simgan.data.formats import read_all, Quarantined, Sample, gaze_h5
 from simgan.data.geometry import gaze_from_unity_look_vec, pitch_yaw_from_gaze
 
 
 def _read_all(path: Path, **options) -> tuple[list[Sample], list[Quarantined]]:
-    items, quarantined = gaze_h5.scan(path, **options)
-    samples = []
-    for item in items:
-        for result in gaze_h5.read(item):
-            (samples if isinstance(result, Sample) else quarantined).append(result)
-    return samples, quarantined
+    return read_all(gaze_h5, path, **options)
 
 
 def _index(sample: Sample) -> int:

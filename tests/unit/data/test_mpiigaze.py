@@ -11,7 +11,7 @@ import scipy.io
 from gaze_fixtures import mpiigaze_day, write_evaluation_list, write_mpiigaze_day
 from PIL import Image
 
-from simgan.data.formats import Quarantined, Sample, mpiigaze
+from simgan.data.formats import read_all, Quarantined, Sample, mpiigaze
 from simgan.data.geometry import pitch_yaw_from_gaze
 
 
@@ -20,12 +20,7 @@ def _normalized(root: Path) -> Path:
 
 
 def _read_all(root: Path, **options) -> tuple[list[Sample], list[Quarantined]]:
-    items, quarantined = mpiigaze.scan(root, **options)
-    samples = []
-    for item in items:
-        for result in mpiigaze.read(item):
-            (samples if isinstance(result, Sample) else quarantined).append(result)
-    return samples, quarantined
+    return read_all(mpiigaze, root, **options)
 
 
 def _resized(image: np.ndarray) -> np.ndarray:

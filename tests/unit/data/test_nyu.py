@@ -13,7 +13,7 @@ from PIL import Image
 from nyu_fixtures import (CLUTTER_DV_PX, CLUTTER_MM, MARKER_OFFSET_MM, PALM, REAL_OFFSET_MM, hand_uvd, kinect_views,
                           make_nyu_folder, render_real, render_synthdepth, write_depth_png, write_frame,
                           write_joint_data)
-from simgan.data.formats import Quarantined, Sample
+from simgan.data.formats import read_items, Quarantined
 from simgan.data.formats import nyu
 from simgan.data.geometry import NYU_EVAL_JOINTS, NYU_FX, NYU_FY
 
@@ -23,8 +23,7 @@ BOUNDS_800 = (190, 410, 110, 330)  # u0, u1, v0, v1
 
 
 def read_all(items):
-    out = [result for item in items for result in nyu.read(item)]
-    return [r for r in out if isinstance(r, Sample)], [r for r in out if isinstance(r, Quarantined)]
+    return read_items(nyu, items)
 
 
 def encode(depth_mm, z0=650.0, cube=300.0):

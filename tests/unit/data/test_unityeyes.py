@@ -12,19 +12,14 @@ import pytest
 from gaze_fixtures import (PUPIL, REAL_UNITYEYES_JSON, real_unityeyes_label, unityeyes_label,
                            write_unityeyes_pair)
 
-from simgan.data.formats import Quarantined, Sample, unityeyes
+from simgan.data.formats import read_all, Quarantined, Sample, unityeyes
 from simgan.data.geometry import UNITYEYES_EYEBALL_RADIUS_PX_AT_800x600
 
 SHARED_SAMPLE = Path("reference/samples/unityeyes_1.json")
 
 
 def _read_all(root: Path, **options) -> tuple[list[Sample], list[Quarantined]]:
-    items, quarantined = unityeyes.scan(root, **options)
-    samples = []
-    for item in items:
-        for result in unityeyes.read(item):
-            (samples if isinstance(result, Sample) else quarantined).append(result)
-    return samples, quarantined
+    return read_all(unityeyes, root, **options)
 
 
 def test_embedded_label_is_the_real_sample():
