@@ -33,7 +33,7 @@ from PIL import Image, ImageDraw  # noqa: E402
 from simgan.data.formats import unityeyes  # noqa: E402
 from simgan.data.prepare import Source, read_source  # noqa: E402
 
-SAMPLE_JSON = Path(__file__).resolve().parents[2] / "shared/reference/samples/unityeyes_1.json"
+SAMPLE_JSON = Path(__file__).resolve().parents[1] / "tests/fixtures/unityeyes_1.json"  # the real UnityEyes label file
 TARGET_PER_CORE = 400.0
 
 
