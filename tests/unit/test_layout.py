@@ -17,3 +17,28 @@ def test_no_source_file_is_git_ignored():
                for p in (ROOT / folder).rglob("*.py") if "__pycache__" not in p.parts]
     result = subprocess.run(["git", "check-ignore", "--no-index", *sources], cwd=ROOT, capture_output=True, text=True)
     assert result.stdout.split() == []
+
+
+def test_dvc_yaml_and_layout_name_the_same_paths():
+    """Paths are written once in simgan/layout.py; dvc.yaml must declare exactly those."""
+    import yaml
+
+    from simgan import layout
+
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    assert tuple(stages) == layout.STAGES
+    for name, stage in stages.items():
+        assert stage["foreach"] == list(layout.TASKS), name
+        assert stage["do"]["cmd"].startswith(f"python -m simgan.stages.{name.replace('validate_refined', 'validate')} ")
+    for task in layout.TASKS:
+        def declared(stage: str, key: str) -> set[str]:
+            entries = stages[stage]["do"].get(key, [])
+            return {(next(iter(e)) if isinstance(e, dict) else e).replace("${item}", task) for e in entries}
+
+        assert declared("prepare", "outs") == {str(layout.prepared(task))}
+        assert declared("validate", "metrics") == {str(layout.reports(task) / "validation.json")}
+        assert declared("pretrain", "outs") == {str(layout.pretrained(task) / "checkpoint.pt")}
+        assert declared("train", "outs") == {str(layout.trained(task) / "checkpoint.pt")}
+        assert declared("refine", "outs") == {str(layout.refined(task))}
+        assert declared("validate_refined", "metrics") == {str(layout.refined_reports(task) / "validation.json")}
+        assert f"data/{task}" in declared("prepare", "deps") and str(layout.DATA / task) == f"data/{task}"

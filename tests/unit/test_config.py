@@ -1,0 +1,54 @@
+"""params.yaml: one strict loader; problems named by their dotted key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from simgan.config import ConfigError, load_params, model_configs, train_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def write(tmp_path, edit) -> Path:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    edit(params)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def test_the_repository_params_load_and_build_the_models():
+    params = load_params(ROOT / "params.yaml")
+    for task in ("gaze", "hand"):
+        refiner, discriminator = model_configs(params.pretrain[task], tuple(params.prepare[task].image_size))
+        assert refiner.input_size == discriminator.input_size == tuple(params.prepare[task].image_size)
+        config = train_config(params.pretrain[task], params.train[task])
+        assert config.adversarial_rounds == params.train[task].adversarial_rounds
+        assert train_config(params.pretrain[task], None).adversarial_rounds == 0  # pretrain stage: no rounds
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda p: p["train"]["gaze"].update(adversarial_roundz=3), r"train\.gaze\.adversarial_roundz: Extra inputs"),
+        (lambda p: p["pretrain"]["hand"].pop("lr"), r"pretrain\.hand\.lr: Field required"),
+        (lambda p: p["pretrain"]["gaze"].update(batch_size="32"), r"pretrain\.gaze\.batch_size: Input should be a valid integer"),
+        (lambda p: p["pretrain"]["gaze"].update(optimizer="rmsprop"), r"pretrain\.gaze\.optimizer: Input should be 'sgd' or 'adam'"),
+        (lambda p: p["prepare"].update(face=p["prepare"]["gaze"]), r"prepare\.face"),
+        (lambda p: p.update(evaluate={}), r"evaluate: Extra inputs"),
+    ],
+)
+def test_unknown_missing_and_mistyped_keys_are_named(tmp_path, edit, message):
+    with pytest.raises(ConfigError, match=message):
+        load_params(write(tmp_path, edit))
+
+
+def test_missing_or_broken_file(tmp_path):
+    with pytest.raises(ConfigError, match="no such params file"):
+        load_params(tmp_path / "nope.yaml")
+    (tmp_path / "bad.yaml").write_text("train: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_params(tmp_path / "bad.yaml")
