@@ -1,5 +1,5 @@
 # Two commands do all set-up on a fresh machine (see README):
-#   make demo   install, then run the main job on the embedded default data
+#   make demo   install, render the embedded default data into data/ if absent, then `dvc repro`
 #   make test   install, then run the whole test suite (what CI runs)
 SHELL := /bin/bash
 PYTHON ?= python3.11
@@ -28,7 +28,10 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 demo: install
-	$(VENV)/bin/simgan demo
+	@test -d data || { echo "data/ is absent: rendering the embedded default (simgan simulate --out data)"; \
+	                   simgan simulate --out data; }
+	dvc repro
+	dvc metrics show
 
 test: install
 	$(PY) -m pytest
