@@ -1,0 +1,206 @@
+"""Flow `retrain`: retrain when data/ changed, and promote the result only if it is not worse.
+
+    1. Has data/ changed since the last successful run? `dvc status data.dvc` says whether data/ still
+       matches data.dvc; the hash in data.dvc is compared with the one recorded by the last successful
+       run in artifacts/retrain.json. Both unchanged: return {"status": "unchanged"} at once.
+    2. data/ differs from data.dvc: `dvc add data` re-hashes it and rewrites data.dvc.
+    3. The `pipeline` flow runs every dvc.yaml stage (DVC re-runs only what depends on what changed).
+    4. The new metrics are compared with those of the last promotion (artifacts/promoted.json) on one
+       metric and a direction. Not worse (or nothing to compare with yet): promote — write
+       artifacts/promoted.json with the metrics, the data hash and the git commit, and call `publish`.
+       Worse: refuse, and leave artifacts/promoted.json as it was.
+    5. Either way artifacts/retrain.json records the decision and why, and a `retrain-decision` markdown
+       artifact says the same in the Prefect UI.
+
+Why a JSON file under artifacts/ and not a Prefect Variable for the state: it describes this workspace's
+artifacts, so it lives and dies with them. A Variable is global to a Prefect server: two checkouts (or a
+test's temporary project) would share one key, and a fresh or ephemeral server would forget it while the
+artifacts are still there. `make clean` removes artifacts/ and with it the state, which correctly forces
+a retrain. It needs no server to read (`cat artifacts/retrain.json`). artifacts/ is git-ignored and no DVC
+stage declares these two files, so DVC never deletes or tracks them.
+
+A failed pipeline leaves the state as it was, so the next run tries again. Code or params changes are not
+"data changed": run the `pipeline` flow (or `retrain(force=True)`) for those.
+
+    python -m flows.retrain [REPO_ROOT] [--metric NAME --direction min|max] [--force]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+from flows import dvc_stages
+from flows.pipeline import pipeline
+
+STATE_FILE = Path("artifacts") / "retrain.json"  # the last successful run: data hash, decision, reason
+PROMOTED_FILE = Path("artifacts") / "promoted.json"  # the last promotion: metrics, data hash, git commit
+# The evaluation metric promotion is judged on, matched against `dvc metrics show` keys (see `select`);
+# until a stage writes it, every successful run is promoted.
+DEFAULT_METRIC = "mean_error"
+DEFAULT_DIRECTION: Literal["min", "max"] = "min"
+
+
+@task(name="data-status", cache_policy=NO_CACHE)
+def data_status(repo_root: str, data: str = "data") -> dict:
+    """{"changed": data/ differs from data.dvc, "hash": the hash data.dvc records (None if untracked)}."""
+    return {"changed": dvc_stages.data_changed(repo_root, data), "hash": dvc_stages.recorded_data_hash(repo_root, data)}
+
+
+@task(name="dvc-add-data", cache_policy=NO_CACHE)
+def track_data(repo_root: str, data: str = "data") -> str:
+    return dvc_stages.track_data(repo_root, data, log=get_run_logger().info)
+
+
+def select(metrics: dict, metric: str) -> dict[str, float]:
+    """The numeric metrics named `metric`: a full name (`artifacts/eval/gaze.json:mean_error`) or a key
+    (`mean_error`, `test.mean_error`) matched in every file — one value per task in a foreach pipeline."""
+    return {name: float(value) for name, value in metrics.items()
+            if (name == metric or name.split(":", 1)[-1] == metric)
+            and isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)}
+
+
+def compare(new: dict, promoted: dict | None, metric: str, direction: Literal["min", "max"]) -> tuple[bool, str]:
+    """(promote?, why). Promote unless a value of `metric` present in both runs got worse; when the new run
+    has no such metric, or nothing was promoted before, there is nothing to compare and it is promoted."""
+    if direction not in ("min", "max"):
+        raise ValueError(f"direction must be 'min' or 'max', got {direction!r}")
+    candidates = select(new, metric)
+    if not candidates:
+        return True, f"no evaluation metric '{metric}' in `dvc metrics show` yet: promoted without comparison"
+    if not promoted:
+        return True, f"first promotion: {_values(candidates)}"
+    before = select(promoted, metric)
+    shared = sorted(set(candidates) & set(before))
+    if not shared:
+        return True, f"the last promotion has no '{metric}' to compare with: promoted ({_values(candidates)})"
+    better = "lower" if direction == "min" else "higher"
+    worse = [name for name in shared
+             if (candidates[name] > before[name] if direction == "min" else candidates[name] < before[name])]
+    if worse:
+        return False, ("not promoted: " + "; ".join(f"{name} got worse, {before[name]:g} -> {candidates[name]:g}"
+                                                    for name in worse) + f" ({better} is better)")
+    return True, ("not worse than the last promotion: "
+                  + "; ".join(f"{name} {before[name]:g} -> {candidates[name]:g}" for name in shared)
+                  + f" ({better} is better)")
+
+
+def _values(metrics: dict[str, float]) -> str:
+    return ", ".join(f"{name} = {value:g}" for name, value in metrics.items())
+
+
+def publish(repo_root: str | Path, promotion: dict) -> dict:
+    """Hook: where a promoted model leaves the pipeline. Publishing the refiner to the BentoML model store is a
+    later issue; until then this only records that it was called, and its return value is stored under
+    "publish" in artifacts/promoted.json."""
+    get_run_logger().info("publish hook: nothing is published yet (BentoML packaging comes later); "
+                          "promotion recorded in %s", Path(repo_root) / PROMOTED_FILE)
+    return {"published": False, "target": None, "note": "publish() is a hook; BentoML packaging is not wired yet"}
+
+
+def _read_json(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _write_json(path: Path, value: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".tmp")
+    partial.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
+    os.replace(partial, path)  # atomic: a crash never leaves half a state file
+
+
+@flow(name="retrain")
+def retrain(repo_root: str = ".", metric: str = DEFAULT_METRIC, direction: Literal["min", "max"] = DEFAULT_DIRECTION,
+            data: str = "data", force: bool = False, retries: int = 0, timeout_s: float | None = None) -> dict:
+    """Retrain if data/ changed since the last successful run; promote if the metric is not worse.
+
+    metric, direction: the evaluation metric (see `select`) and whether lower ("min") or higher ("max") is better.
+    data: the DVC-tracked input folder (`<data>.dvc` tracks it). force: run even if data/ is unchanged.
+    retries, timeout_s: passed to the `pipeline` flow for every stage.
+
+    Returns {"status": "unchanged" | "promoted" | "refused", "reason", "data_hash", "metrics": the selected metric}.
+    """
+    logger = get_run_logger()
+    root = Path(repo_root).resolve()
+    last = _read_json(root / STATE_FILE)
+    status = data_status(str(root), data)
+    last_hash = last.get("data_hash") if last else None
+
+    if not force and not status["changed"] and status["hash"] is not None and status["hash"] == last_hash:
+        reason = f"{data}/ unchanged since the last successful run ({status['hash']}, {last.get('finished_at')})"
+        logger.info("%s: nothing to do", reason)
+        return {"status": "unchanged", "reason": reason, "data_hash": status["hash"], "metrics": {}}
+
+    if status["changed"]:
+        logger.info("%s/ differs from %s.dvc: `dvc add %s`", data, data, data)
+        data_hash = track_data(str(root), data)
+    else:
+        data_hash = status["hash"]
+    why = "forced" if force else f"last successful run: {last_hash or 'none'}"
+    logger.info("%s/ is %s (%s); running the pipeline", data, data_hash, why)
+
+    summary = pipeline(repo_root=str(root), retries=retries, timeout_s=timeout_s)
+
+    promoted = _read_json(root / PROMOTED_FILE)
+    promote, reason = compare(summary["metrics"], promoted.get("metrics") if promoted else None, metric, direction)
+    record = {
+        "status": "promoted" if promote else "refused",
+        "reason": reason,
+        "metric": metric,
+        "direction": direction,
+        "selected": select(summary["metrics"], metric),
+        "metrics": summary["metrics"],
+        "data_hash": data_hash,
+        "git": dvc_stages.git_commit(root),
+        "flow_run_id": str(flow_run.get_id()),
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    if promote:
+        record["previous"] = {k: promoted.get(k) for k in ("data_hash", "git", "finished_at")} if promoted else None
+        record["publish"] = publish(root, record)
+        _write_json(root / PROMOTED_FILE, record)
+    _write_json(root / STATE_FILE, record)
+    logger.info("%s: %s", record["status"], reason)
+    create_markdown_artifact(key="retrain-decision", markdown=_decision_markdown(root, record, promoted),
+                             description=f"retrain in {root}: {record['status']}")
+    return {"status": record["status"], "reason": reason, "data_hash": data_hash, "metrics": record["selected"]}
+
+
+def _decision_markdown(root: Path, record: dict, promoted_before: dict | None) -> str:
+    before = select(promoted_before.get("metrics", {}), record["metric"]) if promoted_before else {}
+    lines = [f"# Retrain in `{root}`: **{record['status']}**", "", record["reason"], "",
+             f"- data hash: `{record['data_hash']}`",
+             f"- git commit: `{record['git'].get('commit')}`"
+             + (" (with uncommitted changes)" if record["git"].get("dirty") else ""),
+             f"- metric: `{record['metric']}` ({'lower' if record['direction'] == 'min' else 'higher'} is better)",
+             f"- state: `{STATE_FILE}`; promotion: `{PROMOTED_FILE}`"
+             + (" (updated)" if record["status"] == "promoted" else " (unchanged)"), ""]
+    names = sorted(set(before) | set(record["selected"]))
+    if names:
+        lines += ["| metric | last promoted | this run |", "|---|---|---|"]
+        lines += [f"| `{name}` | {before.get(name, '')} | {record['selected'].get(name, '')} |" for name in names]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m flows.retrain", description=__doc__.split("\n\n")[0])
+    parser.add_argument("repo_root", nargs="?", default=".")
+    parser.add_argument("--metric", default=DEFAULT_METRIC)
+    parser.add_argument("--direction", choices=("min", "max"), default=DEFAULT_DIRECTION)
+    parser.add_argument("--force", action="store_true")
+    args = parser.parse_args(argv)
+    print(json.dumps(retrain(repo_root=args.repo_root, metric=args.metric, direction=args.direction, force=args.force)))
+
+
+if __name__ == "__main__":
+    main()
