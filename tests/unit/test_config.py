@@ -52,3 +52,12 @@ def test_missing_or_broken_file(tmp_path):
     (tmp_path / "bad.yaml").write_text("train: [unclosed")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_params(tmp_path / "bad.yaml")
+
+
+def test_the_paper_profile_loads_with_the_papers_numbers():
+    params = load_params(ROOT / "params-paper.yaml")
+    gaze, hand = params.pretrain["gaze"], params.pretrain["hand"]
+    assert (gaze.refiner_width, gaze.refiner_blocks, gaze.optimizer, gaze.lr, gaze.batch_size) == (64, 4, "sgd", 0.001, 512)
+    assert (gaze.refiner_pretrain_steps, gaze.discriminator_pretrain_steps) == (1000, 200)
+    assert (hand.refiner_blocks, hand.refiner_pretrain_steps, params.prepare["hand"].image_size) == (10, 500, [224, 224])
+    assert params.train["gaze"].refiner_steps_per_round == 2 and params.train["gaze"].discriminator_steps_per_round == 1
