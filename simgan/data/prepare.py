@@ -24,6 +24,7 @@ import json
 import math
 import multiprocessing
 import os
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,7 +93,7 @@ def read_source(source: Source, *, workers: int | None = None, progress: bool = 
     workers = workers or os.cpu_count() or 1
     jobs = [(source.format, item) for item in items]
     bar = tqdm(total=len(jobs), desc=description or str(source.path), unit="file", disable=not progress,
-               dynamic_ncols=True)
+               dynamic_ncols=True, mininterval=0.1 if sys.stderr.isatty() else 30.0)  # sparse in logs
     with _pool(workers, len(jobs)) as pool:
         mapper = pool.imap if pool is not None else map
         chunk = {"chunksize": max(1, min(64, len(jobs) // (workers * 8) or 1))} if pool is not None else {}

@@ -18,6 +18,7 @@ import contextlib
 import itertools
 import logging
 import math
+import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -327,7 +328,8 @@ class SimGANTrainer:
         end = self.total_steps if stop_at_step is None else min(stop_at_step, self.total_steps)
         boundaries = set(itertools.accumulate(phase.steps for phase in self.schedule))
         last_metrics: dict[str, float] = {}
-        bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.progress, unit="step", dynamic_ncols=True)
+        bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.progress, unit="step", dynamic_ncols=True,
+                   mininterval=progress_interval())
         self.refiner.train()
         self.discriminator.train()
         shown_phase = None
@@ -436,6 +438,11 @@ class SimGANTrainer:
         if self._cuda and "cuda" in state["rng"]:
             torch.cuda.set_rng_state(state["rng"]["cuda"].cpu(), self.device)
         self.step = int(state["step"])
+
+
+def progress_interval() -> float:
+    """Seconds between progress-bar refreshes: live in a terminal, every 30 s in a log (DVC, CI, Prefect)."""
+    return 0.1 if sys.stderr.isatty() else 30.0
 
 
 def _default_device() -> torch.device:
