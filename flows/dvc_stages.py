@@ -277,6 +277,26 @@ def data_dvc_file(repo_root: str | Path, data: str = "data") -> Path:
     return Path(repo_root).resolve() / f"{data}.dvc"
 
 
+def missing_data_hint(repo_root: str | Path) -> str | None:
+    """One line naming the DVC-tracked data folders that are absent (a fresh clone) and what to run, or None.
+
+    `dvc repro` itself can only say "failed to reproduce 'data.dvc': missing data 'source': data": DVC
+    verifies .dvc data sources before any stage, so no stage of ours can speak first.
+    """
+    from dvc.utils.serialize import load_yaml
+
+    root = Path(repo_root).resolve()
+    missing = []
+    for dvcfile in sorted(p for p in root.glob("*.dvc") if p.is_file()):
+        for out in load_yaml(str(dvcfile)).get("outs") or []:
+            if out.get("path") and not (root / out["path"]).exists():
+                missing.append(out["path"])
+    if not missing:
+        return None
+    return (f"{', '.join(m + '/' for m in missing)} is absent (tracked by DVC, not by git): render the embedded "
+            f"default with `simgan simulate --out data` (or run `make demo`), or put your datasets there")
+
+
 def recorded_data_hash(repo_root: str | Path, data: str = "data") -> str | None:
     """The hash data.dvc records for data/ (DVC's md5 of the directory listing, `<md5>.dir`), None if untracked."""
     from dvc.utils.serialize import load_yaml

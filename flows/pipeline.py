@@ -64,6 +64,8 @@ def pipeline(repo_root: str = ".", targets: list[str] | None = None, retries: in
     """
     logger = get_run_logger()
     root = str(Path(repo_root).resolve())
+    if hint := dvc_stages.missing_data_hint(root):
+        raise dvc_stages.DvcError(hint)
     stages = dvc_stages.pipeline_stages(root, targets)
     logger.info("%d DVC stages in %s, in order: %s", len(stages), root, ", ".join(s.name for s in stages))
 

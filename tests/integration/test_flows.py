@@ -133,6 +133,15 @@ def test_pipeline_runs_every_stage_in_dag_order(project):
     assert dvc_stages.stage_order(project) == ["prep@gaze", "train@gaze", "prep@hand", "train@hand"]
 
 
+def test_a_fresh_clone_without_data_gets_a_one_line_hint_and_nothing_runs(project):
+    shutil.rmtree(project / "data")  # what a fresh clone looks like: data.dvc, no data/, no cache
+    with pytest.raises(dvc_stages.DvcError) as error:
+        pipeline(str(project))
+    message = str(error.value)
+    assert "\n" not in message and "data/ is absent" in message and "simgan simulate --out data" in message
+    assert log(project) == []
+
+
 def test_failing_stage_stops_the_flow_and_a_rerun_resumes_there(project):
     (project / "fail-train").touch()
 
