@@ -16,7 +16,7 @@ export GX_ANALYTICS_ENABLED := false
 # dvc.yaml's stage commands call `python`: the virtual environment's
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench bench-service clean
 
 # The stamp is rebuilt when pyproject.toml changes; torch==2.13.0 resolves to the CPU wheel here.
 $(VENV)/.installed: pyproject.toml
@@ -38,6 +38,9 @@ test: install
 
 bench: install
 	$(PY) benchmarks/refiner.py
+
+bench-service: install
+	$(PY) benchmarks/service.py
 
 clean:
 	rm -rf $(VENV) artifacts .prefect .bentoml

@@ -4,6 +4,7 @@
     simgan prepare   raw inputs -> uint8 arrays, manifests and quarantine tables per task
     simgan demo      train a refiner on the built-in eye images (no downloads), resumable
     simgan refine    refine a .npy array or a folder of images with a trained checkpoint
+    simgan serve     serve a task's packaged refiner over HTTP (BentoML, run as its own command)
 """
 
 from __future__ import annotations
@@ -151,6 +152,29 @@ def _refine_folder(runner, source: Path, target: Path) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    """Replace this process with `python -m bentoml serve <bento>`: the core never imports BentoML."""
+    import os
+
+    from simgan import layout
+
+    bento = args.bento
+    if bento is None:
+        record = layout.packaged(args.task) / "bento.json"
+        if not record.is_file():
+            raise FileNotFoundError(f"{record} does not exist: package the {args.task} refiner first "
+                                    f"(`dvc repro package@{args.task}`) or name a bento with --bento")
+        bento = json.loads(record.read_text())["bento"]
+    env = dict(os.environ)
+    env.setdefault("BENTOML_HOME", str(Path(".bentoml").resolve()))  # the store the package stage wrote
+    env.setdefault("BENTOML_DO_NOT_TRACK", "True")
+    command = [sys.executable, "-m", "bentoml", "serve", bento, "--host", args.host, "--port", str(args.port)]
+    print(f"serving {bento} from {env['BENTOML_HOME']} on http://{args.host}:{args.port} "
+          f"(API page: /, OpenAPI: /docs.json)", flush=True)
+    os.execve(sys.executable, command, env)
+    return 0  # not reached
+
+
 def _simulate(args: argparse.Namespace) -> int:
     from simgan.data.simulators import simulate
 
@@ -285,6 +309,21 @@ def build_parser() -> argparse.ArgumentParser:
     refine.add_argument("--batch-size", type=int, default=1024, help="images per forward pass")
     refine.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     refine.set_defaults(handler=_refine)
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve a task's packaged refiner over HTTP (POST /refine, /refine_batch, /info)",
+        description="Serve the bento the package stage built for TASK (its tag is in "
+        "artifacts/package/TASK/bento.json; the store is $BENTOML_HOME, default .bentoml/) with "
+        "`bentoml serve`: POST /refine (multipart field `image`, PNG/JPEG -> PNG), POST /refine_batch "
+        "(JSON uint8 N×H×W), POST /info; /readyz, /livez, OpenAPI at /docs.json. Runs until Ctrl+C.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    serve.add_argument("--task", default="gaze", choices=["gaze", "hand"], help="whose packaged refiner")
+    serve.add_argument("--bento", default=None, help="a bento tag to serve instead (e.g. simgan-gaze:latest)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    serve.add_argument("--port", type=int, default=3000, help="port to listen on")
+    serve.set_defaults(handler=_serve)
     return parser
 
 

@@ -17,7 +17,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from simgan.nn.discriminator import DISCRIMINATOR_PRESETS, DiscriminatorConfig
+from simgan.nn.estimators import GazeEstimatorConfig, HourglassConfig
 from simgan.nn.refiner import REFINER_PRESETS, RefinerConfig
+from simgan.training.estimator import EstimatorTrainConfig
 from simgan.training.refiner import TrainConfig
 
 Task = Literal["gaze", "hand"]
@@ -51,7 +53,11 @@ class PretrainParams(_Strict):
     refiner_preset: Literal["eyes", "hands"]
     refiner_width: int = Field(ge=1, description="feature maps of the refiner's convs (paper: 64)")
     refiner_blocks: int = Field(ge=0, description="ResNet blocks (paper: 4 eyes, 10 hands)")
+    refiner_preserve_background: bool = Field(
+        description="depth maps: background pixels (0) pass through unrefined (simgan.nn.refiner.RefinerConfig)")
     discriminator_preset: Literal["eyes", "hands"]
+    discriminator_head: Literal["local", "global"] = Field(
+        description="local: the paper's per-patch logits; global: one fully connected logit (the §3.3 ablation)")
     batch_size: int = Field(ge=2)
     optimizer: Literal["sgd", "adam"]
     lr: float = Field(gt=0)
@@ -84,11 +90,85 @@ class RefineParams(_Strict):
     batch_size: int = Field(ge=1, description="images per forward pass")
 
 
+class PackageParams(_Strict):
+    """The refinement service of a task (service.py): baked into its bento as arguments by the package stage."""
+
+    max_image_pixels: int = Field(ge=1, description="uploads with more pixels (W·H, read from the header) are "
+                                  "refused before decoding: decompression bombs")
+    max_batch_size: int = Field(ge=1, description="images per refine_batch request, and per adaptive batch")
+    max_latency_ms: int = Field(ge=1, description="adaptive batching's latency budget, ms: BentoML sheds (503) a "
+                                "request it predicts would take longer")
+    allowed_formats: list[Literal["PNG", "JPEG"]] = Field(min_length=1, description="upload formats /refine accepts")
+    allowed_modes: list[Literal["1", "L", "LA", "P", "RGB", "RGBA", "I;16", "I", "F", "CMYK", "YCbCr"]] = Field(
+        min_length=1, description="PIL modes /refine accepts; each is converted to 8-bit grey")
+    workers: int = Field(ge=1, description="server processes, each refining one request at a time")
+    torch_threads: int = Field(ge=1, description="torch intra-op threads per worker")
+
+
+class _EstimateCommon(_Strict):
+    """Training the task's estimator on each training set (simgan.training.estimator.EstimatorTrainConfig)."""
+
+    train_on: list[Literal["synthetic", "refined"]] = Field(
+        min_length=1, description="training sets; each gets its own estimator, same seed and schedule")
+    train_images: int = Field(ge=0, description="training images per estimator (a random subset, the same for every "
+                              "training set); 0 = all")
+    larger_variant_factor: int = Field(ge=0, description="also train on this many times train_images (paper: 4× "
+                                       "gaze, 3× hand); 0 = off")
+    steps: int = Field(ge=1)
+    batch_size: int = Field(ge=1, description="paper: 512")
+    optimizer: Literal["sgd", "adam"]
+    lr: float = Field(gt=0, description="paper: a constant 0.001")
+    momentum: float = Field(ge=0)
+    weight_decay: float = Field(ge=0)
+    seed: int
+    device: str = Field(description="'auto' (cuda if available), 'cpu' or 'cuda[:N]'")
+    log_every_steps: int = Field(ge=1)
+    checkpoint_every_steps: int = Field(ge=1)
+
+
+class GazeEstimateParams(_EstimateCommon):
+    widths: list[int] = Field(min_length=5, max_length=5, description="maps of the five convs (paper: 32 32 64 80 192)")
+    hidden: int = Field(ge=1, description="units of the hidden fully connected layer (paper: 1000)")
+
+
+class HandEstimateParams(_EstimateCommon):
+    width: int = Field(ge=1, description="feature maps of the hourglass (Newell et al.: 256)")
+    depth: int = Field(ge=1, description="down-sampling levels per hourglass (Newell et al.: 4)")
+    num_stacks: int = Field(ge=1, description="hourglass blocks (paper: 2)")
+    heatmap_size: list[int] = Field(min_length=2, max_length=2, description="(h, w) of the heatmaps (paper: 64×64)")
+    heatmap_sigma_px: float = Field(gt=0, description="target Gaussian width, heatmap pixels (Newell et al.: 1)")
+    augment: bool
+    rotation_deg: float = Field(ge=0, description="paper: random rotations within ±20°")
+    crop_shift_fraction: float = Field(ge=0, lt=1)
+    crop_scale_fraction: float = Field(ge=0, lt=1)
+
+
+class EstimateSection(_Strict):
+    gaze: GazeEstimateParams
+    hand: HandEstimateParams
+
+    def __getitem__(self, task: str) -> GazeEstimateParams | HandEstimateParams:
+        return getattr(self, task)
+
+
+class EvaluateParams(_Strict):
+    """Evaluation on the real test split, annotation preservation and realism (simgan.evaluation)."""
+
+    realism_images: int = Field(ge=20, description="images per side of the classifier two-sample test (at most)")
+    realism_steps: int = Field(ge=1, description="training steps of the two-sample test's classifier")
+    turing_pairs: int = Field(ge=2, description="images on the visual Turing test page")
+    seed: int
+    batch_size: int = Field(ge=1, description="images per forward pass when estimating")
+
+
 class Params(_Strict):
     prepare: dict[Task, PrepareParams]
     pretrain: dict[Task, PretrainParams]
     train: dict[Task, TrainParams]
     refine: dict[Task, RefineParams]
+    package: dict[Task, PackageParams]
+    estimate: EstimateSection
+    evaluate: dict[Task, EvaluateParams]
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
@@ -112,9 +192,10 @@ def load_params(path: str | Path = "params.yaml") -> Params:
 def model_configs(params: PretrainParams, image_size: tuple[int, int]) -> tuple[RefinerConfig, DiscriminatorConfig]:
     """The paper presets with this profile's width, blocks and image size."""
     refiner = REFINER_PRESETS[params.refiner_preset].to_dict()
-    refiner.update(width=params.refiner_width, num_blocks=params.refiner_blocks, input_size=tuple(image_size))
+    refiner.update(width=params.refiner_width, num_blocks=params.refiner_blocks, input_size=tuple(image_size),
+                   preserve_background=params.refiner_preserve_background)
     discriminator = DISCRIMINATOR_PRESETS[params.discriminator_preset].to_dict()
-    discriminator.update(input_size=tuple(image_size))
+    discriminator.update(input_size=tuple(image_size), head=params.discriminator_head)
     return RefinerConfig(**refiner), DiscriminatorConfig(**discriminator)
 
 
@@ -124,6 +205,29 @@ def train_config(pretrain: PretrainParams, train: TrainParams | None) -> TrainCo
                   checkpoint_every_steps=500, log_every_steps=10)
     if train is not None:
         rounds = train.model_dump()
-    fields = pretrain.model_dump(exclude={"refiner_preset", "refiner_width", "refiner_blocks", "discriminator_preset",
+    fields = pretrain.model_dump(exclude={"refiner_preset", "refiner_width", "refiner_blocks",
+                                          "refiner_preserve_background", "discriminator_preset", "discriminator_head",
                                           "device"})
     return TrainConfig(**fields, **rounds)
+
+
+def estimator_config(task: str, params: Params) -> GazeEstimatorConfig | HourglassConfig:
+    """The task's estimator shape at the prepared image size."""
+    image_size = tuple(params.prepare[task].image_size)
+    section = params.estimate[task]
+    if task == "gaze":
+        return GazeEstimatorConfig(input_size=image_size, widths=tuple(section.widths), hidden=section.hidden)
+    return HourglassConfig(input_size=image_size, width=section.width, depth=section.depth,
+                           num_stacks=section.num_stacks, heatmap_size=tuple(section.heatmap_size))
+
+
+def estimator_train_config(task: str, params: Params) -> EstimatorTrainConfig:
+    section = params.estimate[task]
+    fields = section.model_dump(include={"steps", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "seed",
+                                         "log_every_steps", "checkpoint_every_steps"})
+    if task == "hand":
+        fields.update(section.model_dump(include={"augment", "rotation_deg", "crop_shift_fraction",
+                                                  "crop_scale_fraction", "heatmap_sigma_px"}))
+    else:
+        fields["augment"] = False  # the paper trains the gaze CNN without augmentation
+    return EstimatorTrainConfig(**fields)

@@ -11,6 +11,10 @@ All paths are relative to the repository root (DVC runs every stage there).
     artifacts/train/<task>/                checkpoint.pt, dvclive/ (train: adversarial rounds)
     artifacts/refined/<task>/              images.npy, manifest.csv, grid.png (refine)
     artifacts/reports/<task>/refined/      validation.json (validate_refined)
+    artifacts/estimate/<task>/             models/<set>/checkpoint.pt, training.json, dvclive/ (estimate)
+    artifacts/evaluate/<task>/             metrics.json, curve.csv, figures/ (evaluate, on the real test split)
+    artifacts/reports/report.md, .html     our numbers beside the paper's, both tasks (report)
+    artifacts/package/<task>/              bento.json: the model and bento tags in the BentoML store (package)
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ DATA = Path("data")
 ARTIFACTS = Path("artifacts")
 
 # dvc.yaml stage names, in pipeline order; each runs as `python -m simgan.stages.<module> --task <task>`
-STAGES = ("prepare", "validate", "pretrain", "train", "refine", "validate_refined")
+STAGES = ("prepare", "validate", "pretrain", "train", "refine", "validate_refined", "estimate", "evaluate", "package")
+# stages over both tasks at once (no foreach), after the per-task ones
+SUMMARY_STAGES = ("report",)
 
 
 def prepared(task: str, domain: str | None = None) -> Path:
@@ -49,3 +55,19 @@ def refined(task: str) -> Path:
 
 def refined_reports(task: str) -> Path:
     return reports(task) / "refined"
+
+
+def packaged(task: str) -> Path:
+    return ARTIFACTS / "package" / task
+
+
+def estimated(task: str) -> Path:
+    return ARTIFACTS / "estimate" / task
+
+
+def evaluated(task: str) -> Path:
+    return ARTIFACTS / "evaluate" / task
+
+
+def report() -> Path:
+    return ARTIFACTS / "reports"

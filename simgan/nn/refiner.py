@@ -31,6 +31,12 @@ class RefinerConfig:
         and inference agree exactly, which the service relies on. "batch" adds BatchNorm after each
         block conv as in the cited ResNet.
     output_activation: "tanh" keeps the output in the input range [-1, 1] (paper: unstated).
+    preserve_background: depth maps only. Input pixels at the bottom of the range (−1: depth 0, no
+        surface) are copied to the output, so the background stays exactly background and only the
+        hand is refined. Real depth is cropped with the synthetic silhouette (paper §3.2), so both
+        domains have an exact-zero background; a tanh never reaches −1 exactly, and a refined
+        background of 1–3 grey levels is a give-away: without this, on the default data a classifier
+        told refined hands from real ones at 97 % against 67 % for the unrefined synthetic ones.
     """
 
     channels: int = 1
@@ -40,6 +46,7 @@ class RefinerConfig:
     input_size: tuple[int, int] = (35, 55)
     norm: Literal["none", "batch"] = "none"
     output_activation: Literal["tanh", "none"] = "tanh"
+    preserve_background: bool = False
 
     def __post_init__(self) -> None:
         for name in ("channels", "width", "kernel_size"):
@@ -58,6 +65,9 @@ class RefinerConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+
+# model-range value below which an input pixel is background (uint8 0 maps to −1, uint8 1 to −0.992)
+BACKGROUND_LEVEL = -1.0 + 1.0 / 255.0
 
 REFINER_PRESETS: dict[str, RefinerConfig] = {
     # Paper §3.1: 35×55 grayscale, 3×3 convs with 64 maps, 4 ResNet blocks, 1×1 conv to 1 map.
@@ -107,4 +117,7 @@ class Refiner(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.check_inputs:
             check_model_input(x, channels=self.config.channels, what="refiner input", check_range=True)
-        return self.output_activation(self.head(self.blocks(self.stem(x))))
+        refined = self.output_activation(self.head(self.blocks(self.stem(x))))
+        if self.config.preserve_background:
+            refined = torch.where(x <= BACKGROUND_LEVEL, x, refined)
+        return refined

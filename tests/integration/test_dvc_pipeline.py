@@ -7,11 +7,14 @@ data/ re-hashes data.dvc and re-runs that task's stages only.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -21,7 +24,8 @@ from simgan import layout
 from simgan.data.simulators import simulate
 
 ROOT = Path(__file__).resolve().parents[2]
-PROJECT_FILES = ["simgan", "expectations", "dvc.yaml", "params.yaml", ".dvcignore", ".gitignore"]
+PROJECT_FILES = ["simgan", "expectations", "dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", "service.py",
+                 "bentofile.yaml"]
 pytestmark = pytest.mark.slow
 
 
@@ -32,6 +36,10 @@ def tiny_params(params: dict) -> dict:
         params["pretrain"][task].update(refiner_width=4, refiner_blocks=1, batch_size=4, history_capacity=16,
                                         refiner_pretrain_steps=2, discriminator_pretrain_steps=1, device="cpu")
         params["train"][task].update(adversarial_rounds=2, log_every_steps=1)
+        params["estimate"][task].update(steps=2, batch_size=4, log_every_steps=1, checkpoint_every_steps=1)
+        params["evaluate"][task].update(realism_images=20, realism_steps=2, turing_pairs=4, batch_size=16)
+    params["estimate"]["gaze"].update(widths=[4, 4, 4, 4, 4], hidden=8)
+    params["estimate"]["hand"].update(width=4, depth=2, heatmap_size=[16, 16])
     params["prepare"]["hand"]["image_size"] = [96, 96]
     params["prepare"]["gaze"]["test_persons"] = ["p00"]
     return params
@@ -40,7 +48,8 @@ def tiny_params(params: dict) -> dict:
 def run(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "DVC_NO_ANALYTICS": "1", "GX_ANALYTICS_ENABLED": "false", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
+           "BENTOML_HOME": str(repo / ".bentoml"), "BENTOML_DO_NOT_TRACK": "True"}  # the package stage's store
     result = subprocess.run(list(args), cwd=repo, capture_output=True, text=True, env=env, timeout=600)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
@@ -80,13 +89,25 @@ def first_repro(repo) -> subprocess.CompletedProcess:
     return dvc(repo, "repro")
 
 
+def downstream(task: str, *stages: str) -> set[str]:
+    """Those stages of `task`, and the cross-task report stage that reads every evaluation."""
+    return {f"{stage}@{task}" for stage in stages} | set(layout.SUMMARY_STAGES)
+
+
 def test_repro_runs_every_stage_for_both_tasks(repo, first_repro):
-    expected = {f"{stage}@{task}" for stage in layout.STAGES for task in layout.TASKS}
+    expected = {f"{stage}@{task}" for stage in layout.STAGES for task in layout.TASKS} | set(layout.SUMMARY_STAGES)
     assert stages_run(first_repro.stdout) == expected
     for task in layout.TASKS:
         assert (repo / layout.refined(task) / "images.npy").is_file()
         assert (repo / layout.trained(task) / "checkpoint.pt").is_file()
         assert (repo / layout.reports(task) / "validation.json").is_file()
+        for name in ("synthetic", "refined"):
+            assert (repo / layout.estimated(task) / "models" / name / "checkpoint.pt").is_file()
+        evaluation = json.loads((repo / layout.evaluated(task) / "metrics.json").read_text())
+        assert {"synthetic", "refined", "refined_within_pct", "preservation", "realism"} <= set(evaluation)
+        assert (repo / layout.evaluated(task) / "figures" / "turing.html").is_file()
+    report = (repo / layout.report() / "report.md").read_text()
+    assert "69.4" in report  # our numbers beside the paper's
     metrics = dvc(repo, "metrics", "show", "--json").stdout
     assert "train/gaze/dvclive/metrics.json" in metrics
 
@@ -98,12 +119,29 @@ def test_second_repro_is_a_no_op_and_status_is_clean(repo, first_repro):
     assert "up to date" in status.stdout.lower()
 
 
+def test_plots_show_renders_the_training_curves_offline(repo, first_repro):
+    """`dvc plots show --json` (the HTML form loads vega from a CDN): each task's dvclive curves, with data."""
+    shown = json.loads(dvc(repo, "plots", "show", "--json").stdout)
+    assert set(shown) == {"data"}, shown.get("errors")  # DVC reports unreadable plots under "errors"
+    for task in layout.TASKS:
+        curves = {name: specs for name, specs in shown["data"].items() if f"train/{task}/dvclive/plots/metrics" in name}
+        assert any(name.endswith("/discriminator_loss.tsv") for name in curves), sorted(shown["data"])
+        for name, specs in curves.items():
+            points = [point for spec in specs for point in spec["content"]["data"]["values"]]
+            assert points and all("step" in point for point in points), name  # a curve with points over steps
+
+
 def test_a_param_change_reruns_only_its_dependents(repo, first_repro):
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["train"]["gaze"]["adversarial_rounds"] = 3
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     result = dvc(repo, "repro")
-    assert stages_run(result.stdout) == {"train@gaze", "refine@gaze", "validate_refined@gaze"}
+    assert stages_run(result.stdout) == downstream("gaze", "train", "refine", "validate_refined", "estimate", "evaluate",
+                                                   "package")
+    params["evaluate"]["hand"]["turing_pairs"] = 6
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    # only the Turing page changes: results.json is byte-identical, so DVC does not re-run the report
+    assert stages_run(dvc(repo, "repro").stdout) == {"evaluate@hand"}
 
 
 def test_changed_data_rehashes_and_reruns_that_task(repo, first_repro):
@@ -114,6 +152,41 @@ def test_changed_data_rehashes_and_reruns_that_task(repo, first_repro):
     assert (repo / "data.dvc").read_text() != before  # data.dvc updated with the new hash
     ran = stages_run(result.stdout)
     assert "prepare@gaze" in ran and not any(stage.endswith("@hand") for stage in ran)
+
+
+def test_a_second_run_at_the_same_time_is_refused_and_nothing_is_corrupted(repo, first_repro):
+    """Two `dvc repro` in one workspace: DVC's lock refuses the second with a clear message; the first,
+    interrupted, leaves the workspace as it was (DVC restores the stage's outputs from its cache)."""
+    original = (repo / "params.yaml").read_text()
+    params = yaml.safe_load(original)
+    params["train"]["hand"]["adversarial_rounds"] = 100_000  # long enough to still hold the lock below
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    log_path = repo.parent / "first-run.log"
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "DVC_NO_ANALYTICS": "1", "PYTHONUNBUFFERED": "1"}
+    with open(log_path, "w") as log:
+        first = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "train@hand"], cwd=repo, env=env,
+                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while "Running stage 'train@hand'" not in log_path.read_text():
+            assert first.poll() is None and time.monotonic() < deadline, log_path.read_text()[-2000:]
+            time.sleep(0.2)
+        second = dvc(repo, "repro", check=False)
+        assert second.returncode != 0
+        refusal = second.stdout + second.stderr
+        # which run holds the lock, by PID and command line
+        assert "is busy" in refusal and f"(PID {first.pid})" in refusal and "repro train@hand" in refusal, refusal
+
+        assert first.poll() is None  # the first run was not disturbed
+    finally:
+        os.killpg(first.pid, signal.SIGINT)  # Ctrl-C: DVC stops the stage and releases its lock
+        first.wait(60)
+    (repo / "params.yaml").write_text(original)
+    resumed = dvc(repo, "repro")
+    assert stages_run(resumed.stdout) == set()  # the params are back: the cached outputs are the right ones
+    assert (repo / layout.trained("hand") / "checkpoint.pt").is_file()
+    assert "up to date" in dvc(repo, "status").stdout.lower()
 
 
 def test_validation_failure_stops_before_training(repo, first_repro):

@@ -161,7 +161,7 @@ def test_failing_stage_stops_the_flow_and_a_rerun_resumes_there(project):
 
 
 def test_retrain_skips_unchanged_data_and_reruns_after_data_changes(project):
-    first = retrain(repo_root=str(project))
+    first = retrain(repo_root=str(project), metric="mean_error", direction="min")
     hash_before = dvc_stages.recorded_data_hash(project)
     assert first["status"] == "promoted" and first["data_hash"] == hash_before
     promoted = json.loads((project / "artifacts" / "promoted.json").read_text())
@@ -171,12 +171,12 @@ def test_retrain_skips_unchanged_data_and_reruns_after_data_changes(project):
                                     "artifacts/train/hand/metrics.json:mean_error": 0.5}
     assert log(project) == ORDER
 
-    second = retrain(repo_root=str(project))
+    second = retrain(repo_root=str(project), metric="mean_error", direction="min")
     assert second["status"] == "unchanged"
     assert log(project) == ORDER  # no stage ran
 
     (project / "data" / "score.txt").write_text("0.25\n")  # better: lower mean_error
-    third = retrain(repo_root=str(project))
+    third = retrain(repo_root=str(project), metric="mean_error", direction="min")
 
     hash_after = dvc_stages.recorded_data_hash(project)  # data.dvc was rewritten by `dvc add data`
     assert hash_after != hash_before and third["data_hash"] == hash_after

@@ -29,3 +29,11 @@ def test_core_imports_no_orchestration_tool_and_nothing_undeclared():
     offenders = {str(p.relative_to(CORE)): sorted(imported_top_levels(p) - CORE_ALLOWED) for p in core_files}
     assert {f: names for f, names in offenders.items() if names} == {}
     assert not any(imported_top_levels(p) & ORCHESTRATION for p in core_files)
+
+
+def test_service_uses_only_simgan_inference():
+    """service.py (ARCHITECTURE §3): simgan.inference only, so serving preprocesses as training does."""
+    tree = ast.parse((CORE.parent / "service.py").read_text())
+    modules = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    modules |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    assert {name for name in modules if name.split(".")[0] == "simgan"} == {"simgan.inference"}

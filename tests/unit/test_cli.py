@@ -82,3 +82,11 @@ def test_corrupt_checkpoint_is_one_clear_sentence(tmp_path):
     result = simgan("refine", "--checkpoint", str(tmp_path / "bad.pt"), str(tmp_path / "in.npy"), str(tmp_path / "o.npy"))
     assert result.returncode == 2
     assert "not a readable simgan checkpoint" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_serve_without_a_packaged_bento_says_what_to_run(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "simgan", "serve", "--task", "hand"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "artifacts/package/hand/bento.json does not exist" in result.stderr
+    assert "dvc repro package@hand" in result.stderr

@@ -26,7 +26,9 @@ def test_dvc_yaml_and_layout_name_the_same_paths():
     from simgan import layout
 
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    assert tuple(stages) == layout.STAGES
+    assert tuple(stages) == layout.STAGES + layout.SUMMARY_STAGES
+    for name in layout.SUMMARY_STAGES:
+        assert stages.pop(name)["cmd"] == f"python -m simgan.stages.{name}"
     for name, stage in stages.items():
         assert stage["foreach"] == list(layout.TASKS), name
         assert stage["do"]["cmd"].startswith(f"python -m simgan.stages.{name.replace('validate_refined', 'validate')} ")
@@ -41,4 +43,10 @@ def test_dvc_yaml_and_layout_name_the_same_paths():
         assert declared("train", "outs") == {str(layout.trained(task) / "checkpoint.pt")}
         assert declared("refine", "outs") == {str(layout.refined(task))}
         assert declared("validate_refined", "metrics") == {str(layout.refined_reports(task) / "validation.json")}
+        assert declared("estimate", "outs") == {str(layout.estimated(task) / "models")}
+        assert declared("estimate", "metrics") == {str(layout.estimated(task) / "training.json")}
+        assert declared("evaluate", "metrics") == {str(layout.evaluated(task) / "metrics.json")}
+        assert declared("evaluate", "plots") == {str(layout.evaluated(task) / "curve.csv")}
+        assert declared("evaluate", "outs") == {str(layout.evaluated(task) / name) for name in ("figures", "results.json")}
+        assert declared("package", "outs") == {str(layout.packaged(task) / "bento.json")}
         assert f"data/{task}" in declared("prepare", "deps") and str(layout.DATA / task) == f"data/{task}"

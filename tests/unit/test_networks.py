@@ -53,6 +53,18 @@ def test_refiner_is_per_image():
     torch.testing.assert_close(together, alone, rtol=1e-5, atol=1e-6)
 
 
+def test_preserve_background_keeps_depth_zero_exactly_and_still_refines_the_hand():
+    refiner = Refiner(RefinerConfig(width=8, num_blocks=1, kernel_size=7, input_size=(32, 32), preserve_background=True))
+    depth = torch.full((2, 1, 32, 32), -1.0)  # uint8 0: no surface
+    depth[..., 8:24, 10:20] = torch.rand(2, 1, 16, 10) * 1.5 - 0.5  # the hand
+    refined = refiner(depth)
+    assert torch.equal(refined[depth == -1], depth[depth == -1])  # background passes through, bit for bit
+    assert not torch.allclose(refined[depth > -1], depth[depth > -1])  # the hand is refined
+    plain = Refiner(RefinerConfig(width=8, num_blocks=1, kernel_size=7, input_size=(32, 32)))
+    plain.load_state_dict(refiner.state_dict())
+    assert (plain(depth)[depth == -1] != -1).any()  # without it, a tanh never gives exactly −1 back
+
+
 # Output map sizes and receptive fields, computed by hand from the paper's layer lists (valid padding):
 #   eyes 35×55:   conv3 s2 -> 17×27, conv3 s2 -> 8×13, pool3 s1 -> 6×11, conv3 s1 -> 4×9;
 #                 RF 3 -> 3+2·2=7 -> 7+2·4=15 -> 15+2·4=23

@@ -1,0 +1,54 @@
+"""The estimate stage's choices: which training sets, and when a checkpoint may be continued."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from simgan.config import load_params
+from simgan.nn.estimators import GazeEstimatorConfig
+from simgan.stages.estimate import fingerprint, resumable, training_sets
+from simgan.training.estimator import EstimatorTrainConfig, EstimatorTrainer
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def params_with(tmp_path, **gaze):
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["estimate"]["gaze"].update(gaze)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    return load_params(tmp_path / "params.yaml")
+
+
+def test_training_sets_include_the_larger_variants_only_when_asked(tmp_path):
+    assert training_sets("gaze", params_with(tmp_path)) == {"synthetic": ("synthetic", 0), "refined": ("refined", 0)}
+    larger = training_sets("gaze", params_with(tmp_path, train_images=100, larger_variant_factor=4))
+    assert larger == {"synthetic": ("synthetic", 100), "refined": ("refined", 100),
+                      "synthetic_4x": ("synthetic", 400), "refined_4x": ("refined", 400)}
+    with pytest.raises(ValueError, match=r"estimate\.gaze\.larger_variant_factor needs estimate\.gaze\.train_images"):
+        training_sets("gaze", params_with(tmp_path, larger_variant_factor=4))
+
+
+def test_a_checkpoint_is_continued_only_for_the_same_model_config_and_data(tmp_path):
+    images = np.random.default_rng(0).integers(0, 255, (8, 35, 55), dtype=np.uint8)
+    labels = np.tile(np.array([[0.0, 0.0, -1.0]], np.float32), (8, 1))
+    model = GazeEstimatorConfig(widths=(2, 2, 2, 2, 2), hidden=4)
+    config = EstimatorTrainConfig(steps=2, batch_size=2, optimizer="adam")
+
+    def trainer(train_config=config):
+        return EstimatorTrainer("gaze", model, train_config, images, labels, device="cpu", progress=False)
+
+    path = tmp_path / "checkpoint.pt"
+    assert not resumable(path, trainer(), fingerprint(images, labels))
+    first = trainer()
+    first.extra_state = {"data_fingerprint": fingerprint(images, labels)}
+    first.fit(checkpoint_path=path)
+    assert resumable(path, trainer(), fingerprint(images, labels))
+    assert not resumable(path, trainer(), fingerprint(images[::-1], labels))  # other data
+    assert not resumable(path, trainer(EstimatorTrainConfig(steps=2, batch_size=2, optimizer="sgd")),
+                         fingerprint(images, labels))  # another schedule
+    path.write_bytes(b"truncated")
+    assert not resumable(path, trainer(), fingerprint(images, labels))  # unreadable: start again, said on stderr
