@@ -31,7 +31,9 @@ demo: install
 	@test -d data || { echo "data/ is absent: rendering the embedded default (simgan simulate --out data)"; \
 	                   simgan simulate --out data; }
 	dvc repro
-	dvc metrics show
+	@echo; echo "Results: artifacts/reports/report.html (and .md); every metric: dvc metrics show"; echo
+	@sed -n '/^### Gaze estimation/,/^### Annotation/{/^### Annotation/!p};/^### Hand pose estimation/,/^### Annotation/{/^### Annotation/!p}' \
+	     artifacts/reports/report.md
 
 test: install
 	$(PY) -m pytest
