@@ -209,8 +209,11 @@ def heatmap_peaks(heatmaps: torch.Tensor, input_size: tuple[int, int]) -> torch.
     ys, xs = (flat // width).float(), (flat % width).float()
     padded = F.pad(heatmaps, (1, 1, 1, 1), mode="replicate")
     iy, ix = (flat // width) + 1, (flat % width) + 1
-    gather = lambda dy, dx: padded.reshape(n, j, -1).gather(  # noqa: E731
-        -1, ((iy + dy) * (width + 2) + (ix + dx)).unsqueeze(-1)).squeeze(-1)
+    flat_padded = padded.reshape(n, j, -1)
+
+    def gather(dy: int, dx: int) -> torch.Tensor:  # the neighbour (dy, dx) of each peak, (N, J)
+        return flat_padded.gather(-1, ((iy + dy) * (width + 2) + (ix + dx)).unsqueeze(-1)).squeeze(-1)
+
     xs = xs + 0.25 * torch.sign(gather(0, 1) - gather(0, -1))
     ys = ys + 0.25 * torch.sign(gather(1, 0) - gather(-1, 0))
     scale_x, scale_y = input_size[1] / width, input_size[0] / height
