@@ -32,8 +32,13 @@ def prepared_images(task: str, domain: str, splits: tuple[str, ...] | None = Non
     return np.asarray(images), manifest
 
 
-def device(name: str) -> str | None:
-    return None if name == "auto" else name
+def device(name: str) -> str:
+    """params' device: "auto" is CUDA when present, else the CPU; anything else ("cpu", "cuda:1") as given."""
+    if name != "auto":
+        return name
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 class LiveReport:

@@ -50,7 +50,7 @@ def main() -> int:
     task, params, _ = parse("evaluate", __doc__)
     section = params.evaluate[task]
     out = layout.evaluated(task)
-    run_device = device(params.estimate[task].device) or "cpu"
+    run_device = device(params.estimate[task].device)
     real, real_manifest = prepared_images(task, "real", splits=("test",))
     if len(real) == 0:
         raise SystemExit(f"evaluate@{task}: the real domain has no labelled test rows (split 'test' in "
