@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +32,35 @@ def prepared_images(task: str, domain: str, splits: tuple[str, ...] | None = Non
         manifest = manifest[manifest["split"].isin(splits)]
         images = images[manifest["row"].to_numpy()]
     return np.asarray(images), manifest
+
+
+def fingerprint(*arrays: np.ndarray) -> str:
+    """A short hash of arrays' bytes: which data a checkpoint was trained on."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def continues_killed_run(path: Path, expected: dict, total_steps: int) -> bool:
+    """Whether the checkpoint at `path` is an unfinished run of this very training, to be continued.
+
+    The stages' checkpoints are persistent DVC outputs, so a run killed mid-way leaves its last checkpoint
+    behind. It is continued when every `expected` entry (configs, data fingerprint) equals the saved one
+    and it stopped before `total_steps`. A finished checkpoint is never continued: DVC re-runs a stage
+    only when something it depends on changed (code included) or when forced, and then training starts
+    again. An unreadable file is reported on stderr and training starts again.
+    """
+    if not path.exists():
+        return False
+    from simgan.training.checkpoint import CheckpointError, load_checkpoint
+
+    try:
+        state = load_checkpoint(path)
+    except CheckpointError as error:
+        print(f"ignoring {path}: {error}", file=sys.stderr)
+        return False
+    return all(state.get(key) == value for key, value in expected.items()) and int(state.get("step", 0)) < total_steps
 
 
 def device(name: str) -> str:

@@ -3,15 +3,14 @@ params, training sets `larger_variant_factor` times larger) — with the same se
 so that evaluate can compare them on real images.
 
 A killed run resumes: the checkpoints are a persistent DVC output, and a checkpoint is continued only
-if it was written for the same estimator, training config and training data (else training restarts).
+if it is unfinished and was written for the same estimator, training config and training data (else
+training restarts; `simgan.stages.common.continues_killed_run`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,8 +18,7 @@ import pandas as pd
 from simgan import layout
 from simgan.config import Params, estimator_config, estimator_train_config
 from simgan.io import atomic_write
-from simgan.stages.common import LiveReport, device, parse, prepared_images
-from simgan.training.checkpoint import CheckpointError, load_checkpoint
+from simgan.stages.common import LiveReport, continues_killed_run, device, fingerprint, parse, prepared_images
 from simgan.training.estimator import EstimatorTrainer
 
 GAZE_COLUMNS = ["gaze_x", "gaze_y", "gaze_z"]
@@ -67,24 +65,11 @@ def training_data(task: str, source: str, count: int, seed: int) -> tuple[np.nda
     return np.asarray(images[rows]), targets(task, manifest.loc[rows])
 
 
-def fingerprint(images: np.ndarray, labels: np.ndarray) -> str:
-    digest = hashlib.sha256(np.ascontiguousarray(images).tobytes())
-    digest.update(np.ascontiguousarray(labels).tobytes())
-    return digest.hexdigest()[:16]
-
-
-def resumable(path: Path, trainer: EstimatorTrainer, data_fingerprint: str) -> bool:
-    """Whether the checkpoint at `path` continues this very run (same model, config and data)."""
-    if not path.exists():
-        return False
-    try:
-        state = load_checkpoint(path)
-    except CheckpointError as error:
-        print(f"ignoring {path}: {error}", file=sys.stderr)
-        return False
-    return (state.get("estimator_config") == trainer.model_config.to_dict()
-            and state.get("train_config") == trainer.config.to_dict()
-            and state.get("data_fingerprint") == data_fingerprint)
+def resumable(path, trainer: EstimatorTrainer, data_fingerprint: str) -> bool:
+    """Whether the checkpoint at `path` is an unfinished run of this very training (same model, config, data)."""
+    return continues_killed_run(path, {"estimator_config": trainer.model_config.to_dict(),
+                                       "train_config": trainer.config.to_dict(),
+                                       "data_fingerprint": data_fingerprint}, trainer.config.steps)
 
 
 def main() -> int:

@@ -201,27 +201,28 @@ class EstimatorTrainer:
         return loss.detach()
 
     # ---------------------------------------------------------------- the loop
-    def fit(self, *, checkpoint_path: str | Path | None = None) -> dict[str, float]:
-        """Train from `self.step` to `config.steps`; checkpoints as the refiner's trainer does (atomic,
-        every `checkpoint_every_steps`, at the end, and on Ctrl-C). Returns the last logged metrics."""
+    def fit(self, *, checkpoint_path: str | Path | None = None, stop_at_step: int | None = None) -> dict[str, float]:
+        """Train from `self.step` to `config.steps` (or `stop_at_step`); checkpoints as the refiner's trainer
+        does (atomic, every `checkpoint_every_steps`, at the end, and on Ctrl-C). Returns the last logged metrics."""
         c = self.config
+        end = c.steps if stop_at_step is None else min(stop_at_step, c.steps)
         losses: list[torch.Tensor] = []
         metrics: dict[str, float] = {}
         bar = tqdm(total=c.steps, initial=self.step, disable=not self.progress, unit="step", dynamic_ncols=True,
                    mininterval=progress_interval(), desc=self.description)
         self.model.train()
         try:
-            while self.step < c.steps:
+            while self.step < end:
                 losses.append(self.train_step())
                 self.step += 1
                 bar.update(1)
-                if self.step % c.log_every_steps == 0 or self.step == c.steps:
+                if self.step % c.log_every_steps == 0 or self.step == end:
                     metrics = {"loss": float(torch.stack(losses).mean())}
                     losses.clear()
                     bar.set_postfix(loss=f"{metrics['loss']:.4g}", refresh=False)
                     if self.report is not None:
                         self.report(self.step, metrics)
-                if checkpoint_path is not None and (self.step % c.checkpoint_every_steps == 0 or self.step == c.steps):
+                if checkpoint_path is not None and (self.step % c.checkpoint_every_steps == 0 or self.step == end):
                     self.save(checkpoint_path)
         except KeyboardInterrupt:
             if checkpoint_path is not None:

@@ -216,6 +216,7 @@ class SimGANTrainer:
         self.step = 0  # completed schedule steps, over all phases
         self._pending: dict[str, list[torch.Tensor]] = {}
         self._stuck_warned = False
+        self.extra_state: dict = {}  # saved alongside (e.g. which data it was trained on), never read back here
 
     # ---------------------------------------------------------------- data
     def _check_images(self, images, what: str) -> torch.Tensor:
@@ -410,6 +411,7 @@ class SimGANTrainer:
             "discriminator_optimizer": self.discriminator_optimizer.state_dict(),
             "history": self.history.state_dict(),
             "rng": rng,
+            **self.extra_state,
         }
 
     def save(self, path: str | Path) -> None:

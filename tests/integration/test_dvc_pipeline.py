@@ -7,6 +7,7 @@ data/ re-hashes data.dvc and re-runs that task's stages only.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -154,38 +155,65 @@ def test_changed_data_rehashes_and_reruns_that_task(repo, first_repro):
     assert "prepare@gaze" in ran and not any(stage.endswith("@hand") for stage in ran)
 
 
-def test_a_second_run_at_the_same_time_is_refused_and_nothing_is_corrupted(repo, first_repro):
-    """Two `dvc repro` in one workspace: DVC's lock refuses the second with a clear message; the first,
-    interrupted, leaves the workspace as it was (DVC restores the stage's outputs from its cache)."""
+def start_repro(repo: Path, log_path: Path, *targets: str) -> subprocess.Popen:
+    """`dvc repro` in the background, in its own process group, its output in `log_path`."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "DVC_NO_ANALYTICS": "1", "PYTHONUNBUFFERED": "1"}
+    with open(log_path, "w") as log:
+        return subprocess.Popen([sys.executable, "-m", "dvc", "repro", *targets], cwd=repo, env=env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def wait_for(process: subprocess.Popen, log_path: Path, done, what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert process.poll() is None and time.monotonic() < deadline, f"waiting for {what}:\n" + \
+            log_path.read_text()[-2000:]
+        time.sleep(0.2)
+
+
+def test_a_second_run_is_refused_and_a_killed_run_resumes_from_its_checkpoint(repo, first_repro):
+    """Two `dvc repro` in one workspace: DVC's lock refuses the second with a clear message. The first,
+    killed with Ctrl-C mid-training, leaves its checkpoint (a persistent output), and the next `dvc repro`
+    of the same params continues from it. With the params back, train@hand trains again from the start
+    (the checkpoint left behind is of another schedule) and gets the very same model back."""
+    checkpoint = repo / layout.trained("hand") / "checkpoint.pt"
+    model_before = hashlib.md5(checkpoint.read_bytes()).hexdigest()
     original = (repo / "params.yaml").read_text()
     params = yaml.safe_load(original)
     params["train"]["hand"]["adversarial_rounds"] = 100_000  # long enough to still hold the lock below
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     log_path = repo.parent / "first-run.log"
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "DVC_NO_ANALYTICS": "1", "PYTHONUNBUFFERED": "1"}
-    with open(log_path, "w") as log:
-        first = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "train@hand"], cwd=repo, env=env,
-                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    written_before = checkpoint.stat().st_mtime_ns
+    first = start_repro(repo, log_path, "train@hand")
     try:
-        deadline = time.monotonic() + 120
-        while "Running stage 'train@hand'" not in log_path.read_text():
-            assert first.poll() is None and time.monotonic() < deadline, log_path.read_text()[-2000:]
-            time.sleep(0.2)
+        wait_for(first, log_path, lambda: "Running stage 'train@hand'" in log_path.read_text(), "the stage to start")
         second = dvc(repo, "repro", check=False)
         assert second.returncode != 0
         refusal = second.stdout + second.stderr
         # which run holds the lock, by PID and command line
         assert "is busy" in refusal and f"(PID {first.pid})" in refusal and "repro train@hand" in refusal, refusal
-
         assert first.poll() is None  # the first run was not disturbed
+        wait_for(first, log_path, lambda: checkpoint.exists() and checkpoint.stat().st_mtime_ns != written_before,
+                 "a checkpoint of the long run")
     finally:
-        os.killpg(first.pid, signal.SIGINT)  # Ctrl-C: DVC stops the stage and releases its lock
+        os.killpg(first.pid, signal.SIGINT)  # Ctrl-C: the trainer writes its checkpoint, DVC releases its lock
         first.wait(60)
+
+    again = start_repro(repo, log_path, "train@hand")
+    try:
+        wait_for(again, log_path, lambda: "train@hand: resuming at step" in log_path.read_text(), "the resume")
+    finally:
+        os.killpg(again.pid, signal.SIGINT)
+        again.wait(60)
+    resumed_at = int(re.search(r"resuming at step (\d+)", log_path.read_text()).group(1))
+    assert resumed_at > 3  # past where train starts (pretraining ends at step 3): no training was lost
+
     (repo / "params.yaml").write_text(original)
-    resumed = dvc(repo, "repro")
-    assert stages_run(resumed.stdout) == set()  # the params are back: the cached outputs are the right ones
-    assert (repo / layout.trained("hand") / "checkpoint.pt").is_file()
+    rerun = dvc(repo, "repro")
+    assert stages_run(rerun.stdout) <= {"train@hand"}
+    assert "resuming" not in rerun.stdout + rerun.stderr
+    assert hashlib.md5(checkpoint.read_bytes()).hexdigest() == model_before
     assert "up to date" in dvc(repo, "status").stdout.lower()
 
 

@@ -32,7 +32,7 @@ def test_training_sets_include_the_larger_variants_only_when_asked(tmp_path):
         training_sets("gaze", params_with(tmp_path, larger_variant_factor=4))
 
 
-def test_a_checkpoint_is_continued_only_for_the_same_model_config_and_data(tmp_path):
+def test_only_an_unfinished_checkpoint_of_the_same_model_config_and_data_is_continued(tmp_path):
     images = np.random.default_rng(0).integers(0, 255, (8, 35, 55), dtype=np.uint8)
     labels = np.tile(np.array([[0.0, 0.0, -1.0]], np.float32), (8, 1))
     model = GazeEstimatorConfig(widths=(2, 2, 2, 2, 2), hidden=4)
@@ -45,10 +45,12 @@ def test_a_checkpoint_is_continued_only_for_the_same_model_config_and_data(tmp_p
     assert not resumable(path, trainer(), fingerprint(images, labels))
     first = trainer()
     first.extra_state = {"data_fingerprint": fingerprint(images, labels)}
-    first.fit(checkpoint_path=path)
+    first.fit(checkpoint_path=path, stop_at_step=1)  # killed after one of its two steps
     assert resumable(path, trainer(), fingerprint(images, labels))
     assert not resumable(path, trainer(), fingerprint(images[::-1], labels))  # other data
     assert not resumable(path, trainer(EstimatorTrainConfig(steps=2, batch_size=2, optimizer="sgd")),
                          fingerprint(images, labels))  # another schedule
+    first.fit(checkpoint_path=path)
+    assert not resumable(path, trainer(), fingerprint(images, labels))  # finished: a re-run starts again
     path.write_bytes(b"truncated")
     assert not resumable(path, trainer(), fingerprint(images, labels))  # unreadable: start again, said on stderr
