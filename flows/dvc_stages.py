@@ -24,7 +24,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-DVC = (sys.executable, "-m", "dvc")  # the DVC of the interpreter that runs the flow, not whatever is on PATH
+# `python -m dvc` of the interpreter that runs the flow (not whatever is on PATH), with Ctrl-C restored: a
+# process started in the background by a non-interactive shell (`cmd &`, nohup, many service managers)
+# inherits SIGINT *ignored*, Python then installs no KeyboardInterrupt handler, and neither DVC nor the
+# stage it runs would stop on the SIGINT that `_interrupt` sends: DVC would be SIGKILLed with its lock
+# held and the trainer would not write its checkpoint-on-interrupt. The handler set here is inherited as
+# the default by DVC's children.
+DVC = (sys.executable, "-c", "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+       "runpy.run_module('dvc', run_name='__main__', alter_sys=True)")
 OUTPUT_TAIL_LINES = 20  # lines of a failed stage's output quoted in the error
 INTERRUPT_GRACE_S = 10.0  # after SIGINT, how long DVC gets to remove its lock before SIGKILL
 IMAGE_SUFFIX = ".png"

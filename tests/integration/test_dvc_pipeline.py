@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from flows.dvc_stages import DVC
 from simgan import layout
 from simgan.data.simulators import simulate
 
@@ -160,7 +161,8 @@ def start_repro(repo: Path, log_path: Path, *targets: str) -> subprocess.Popen:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "DVC_NO_ANALYTICS": "1", "PYTHONUNBUFFERED": "1"}
     with open(log_path, "w") as log:
-        return subprocess.Popen([sys.executable, "-m", "dvc", "repro", *targets], cwd=repo, env=env, stdout=log,
+        # flows' launcher: Ctrl-C works even when pytest itself was started in the background
+        return subprocess.Popen([*DVC, "repro", *targets], cwd=repo, env=env, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
 
 

@@ -221,3 +221,21 @@ def test_a_stage_past_its_timeout_is_interrupted_and_its_retry_is_not_blocked(pr
     assert log(project) == ["slow", "slow"]
     assert "is busy" not in str(failure.value)
     assert json.loads((project / ".dvc" / "tmp" / "rwlock").read_text()) == {"read": {}}
+
+
+def test_the_timeout_interrupt_works_in_a_flow_started_with_ctrl_c_ignored(project):
+    """A flow started in the background by a non-interactive shell (`cmd &`, nohup) inherits SIGINT ignored;
+    DVC must still get Ctrl-C from the timeout and remove its lock, not be SIGKILLed holding it."""
+    with (project / "dvc.yaml").open("a") as f:
+        f.write("  slow:\n    cmd: echo slow >> log.txt && sleep 60\n    outs: [slow.txt]\n")
+    child = ("import signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+             "from flows import dvc_stages\n"
+             "code, tail, timed_out = dvc_stages.run_dvc(sys.argv[1], ['repro', '-s', 'slow'], timeout_s=2)\n"
+             "print('timed out' if timed_out else f'exit {code}')\n")
+    result = subprocess.run([sys.executable, "-c", child, str(project)], cwd=Path(__file__).parents[2],
+                            capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip().splitlines()[-1] == "timed out", result.stdout + result.stderr
+    assert log(project) == ["slow"]
+    # stopped by SIGINT: DVC removed its lock (SIGKILL leaves the entry for the next run to find dead)
+    assert json.loads((project / ".dvc" / "tmp" / "rwlock").read_text()) == {"read": {}}
+    assert "had been killed" not in result.stdout
