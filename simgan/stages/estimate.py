@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -65,7 +66,7 @@ def training_data(task: str, source: str, count: int, seed: int) -> tuple[np.nda
     return np.asarray(images[rows]), targets(task, manifest.loc[rows])
 
 
-def resumable(path, trainer: EstimatorTrainer, data_fingerprint: str) -> bool:
+def resumable(path: Path, trainer: EstimatorTrainer, data_fingerprint: str) -> bool:
     """Whether the checkpoint at `path` is an unfinished run of this very training (same model, config, data)."""
     return continues_killed_run(path, {"estimator_config": trainer.model_config.to_dict(),
                                        "train_config": trainer.config.to_dict(),
