@@ -1,6 +1,6 @@
 # Two commands do all set-up on a fresh machine (see README):
-#   make demo   install, render the embedded default data into data/ if absent, then `dvc repro`
-#   make test   install, then run the whole test suite (what CI runs)
+#   make demo   install, render the embedded default data into data/ if absent, check params.yaml, `dvc repro`
+#   make test   install, then lint (ruff) and run the whole test suite (what CI runs)
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
@@ -16,7 +16,7 @@ export GX_ANALYTICS_ENABLED := false
 # dvc.yaml's stage commands call `python`: the virtual environment's
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install demo test bench bench-service clean
+.PHONY: install demo paper test lint bench bench-service clean
 
 # The stamp is rebuilt when pyproject.toml changes; torch==2.13.0 resolves to the CPU wheel here.
 $(VENV)/.installed: pyproject.toml
@@ -30,12 +30,21 @@ install: $(VENV)/.installed
 demo: install
 	@test -d data || { echo "data/ is absent: rendering the embedded default (simgan simulate --out data)"; \
 	                   simgan simulate --out data; }
+	simgan check --profile paper
 	dvc repro
 	@echo; echo "Results: artifacts/reports/report.html (and .md); every metric: dvc metrics show"; echo
 	@sed -n '/^### Gaze estimation/,/^### Annotation/{/^### Annotation/!p};/^### Hand pose estimation/,/^### Annotation/{/^### Annotation/!p}' \
 	     artifacts/reports/report.md
 
-test: install
+# the paper's settings (profiles/paper.yaml, a delta over params.yaml) as a DVC experiment, for a GPU
+paper: install
+	simgan profile paper --run
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint
 	$(PY) -m pytest
 
 bench: install

@@ -27,11 +27,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-import numpy as np  # noqa: E402
-from PIL import Image, ImageDraw  # noqa: E402
+import numpy as np
+from PIL import Image, ImageDraw
 
-from simgan.data.formats import unityeyes  # noqa: E402
-from simgan.data.prepare import Source, read_source  # noqa: E402
+from simgan.data.formats import unityeyes
+from simgan.data.prepare import Source, read_source
 
 SAMPLE_JSON = Path(__file__).resolve().parents[1] / "tests/fixtures/unityeyes_1.json"  # the real UnityEyes label file
 TARGET_PER_CORE = 400.0
@@ -112,8 +112,9 @@ def main(argv: list[str] | None = None) -> dict:
             assert not quarantined and len(results) == args.images
 
         def reader_all_cores():
-            samples, quarantined = read_source(Source("unityeyes", folder, {"size": size}), workers=args.workers,
-                                               progress=False)
+            samples, quarantined = read_source(
+                Source("unityeyes", folder, {"size": size}), workers=args.workers, progress=False
+            )
             assert not quarantined and len(samples) == args.images
 
         def baseline_one_core():
@@ -135,9 +136,13 @@ def main(argv: list[str] | None = None) -> dict:
             shutil.rmtree(folder, ignore_errors=True)
 
     figures = {
-        "images": args.images, "source_size": "800x600", "prepared_size": "35x55", "workers": args.workers,
-        "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "images": args.images,
+        "source_size": "800x600",
+        "prepared_size": "35x55",
+        "workers": args.workers,
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "reader_images_per_s_one_core": round(rate_one, 1),
         "reader_images_per_s_all_cores": round(rate_many, 1),
         "baseline_images_per_s_one_core": round(rate_base, 1),
@@ -149,8 +154,10 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"  reader, one core:        {rate_one:8.1f} images/s   ({1000 / rate_one:.2f} ms/image)")
     print(f"  reader, {args.workers} workers:       {rate_many:8.1f} images/s")
     print(f"  baseline, one core:      {rate_base:8.1f} images/s   (full-size decode, crop, resize)")
-    print(f"  ratio reader / baseline: {rate_one / rate_base:.2f}   target >= {TARGET_PER_CORE:.0f} images/s per core: "
-          f"{'met' if figures['target_met'] else 'NOT met'}")
+    print(
+        f"  ratio reader / baseline: {rate_one / rate_base:.2f}   target >= {TARGET_PER_CORE:.0f} images/s per core: "
+        f"{'met' if figures['target_met'] else 'NOT met'}"
+    )
     print(json.dumps({"benchmark": "prepare", "figures": figures}))
     return figures
 

@@ -37,23 +37,29 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-import torch  # noqa: E402
+import torch
 
-from simgan.data.demo_eyes import real_like_eyes, synthetic_eyes  # noqa: E402
-from simgan.data.transforms import to_model  # noqa: E402
-from simgan.inference import RefinerRunner  # noqa: E402
-from simgan.losses import discriminator_loss, refiner_adversarial_loss, self_regularization_loss  # noqa: E402
-from simgan.nn.discriminator import DISCRIMINATOR_PRESETS  # noqa: E402
-from simgan.nn.refiner import REFINER_PRESETS, Refiner  # noqa: E402
-from simgan.training.refiner import OPTIMIZERS, SimGANTrainer, TrainConfig  # noqa: E402
+from simgan.data.transforms import to_model
+from simgan.inference import RefinerRunner
+from simgan.losses import discriminator_loss, refiner_adversarial_loss, self_regularization_loss
+from simgan.nn.discriminator import DISCRIMINATOR_PRESETS
+from simgan.nn.refiner import REFINER_PRESETS, Refiner
+from simgan.training.refiner import OPTIMIZERS, SimGANTrainer, TrainConfig
 
-PRESET = "eyes"
+PRESET = "gaze"  # the paper's eyes networks (35×55)
 REFINE_RATIO_TARGET = 0.85
 TRAIN_OVERHEAD_TARGET = 0.10
 CUDA_BF16_AIM = 50_000  # images/s on an H100 at 35x55, batch 1024
 
 
 # ------------------------------------------------------------------------------------------ utils
+def eye_like(count: int, seed: int) -> tuple:
+    """uint8 (count, 35, 55) images; speed does not depend on what they show."""
+    import numpy as np
+
+    return np.random.default_rng(seed).integers(0, 256, size=(count, 35, 55), dtype=np.uint8), None
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -107,15 +113,17 @@ def bare_refiner_forward(refiner: Refiner, x: torch.Tensor) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------------------------------ refine
-def measure_refine(refiner: Refiner, device: torch.device, batch_size: int, count: int, repeats: int,
-                   bf16: bool | None, label: str) -> dict:
+def measure_refine(
+    refiner: Refiner, device: torch.device, batch_size: int, count: int, repeats: int, bf16: bool | None, label: str
+) -> dict:
     """RefinerRunner.refine on `count` uint8 images against the bare channels_last network."""
     runner = RefinerRunner(refiner, device=device, batch_size=batch_size, bf16=bf16)
-    images, _ = synthetic_eyes(count, seed=0)  # uint8 (N, 35, 55)
+    images, _ = eye_like(count, seed=0)  # uint8 (N, 35, 55)
     model = runner.refiner  # the same module (and weights) the runner calls
     chunks = [
-        to_model(torch.from_numpy(images[start : start + batch_size]).unsqueeze(1).to(device))
-        .contiguous(memory_format=torch.channels_last)
+        to_model(torch.from_numpy(images[start : start + batch_size]).unsqueeze(1).to(device)).contiguous(
+            memory_format=torch.channels_last
+        )
         for start in range(0, count, batch_size)
     ]
     use_bf16 = runner.bf16
@@ -145,20 +153,25 @@ def measure_refine(refiner: Refiner, device: torch.device, batch_size: int, coun
         "bf16": use_bf16,
     }
     print(f"[{label}] {count} images in batches of {batch_size}, bf16={use_bf16}, median of {repeats} paired runs")
-    print(f"  RefinerRunner.refine (uint8 numpy -> uint8 numpy): {result['images_per_s']:10.1f} images/s "
-          f"{result['ms_per_batch']:9.2f} ms/batch   runs {fmt_times(runner_times)}")
-    print(f"  bare network (float channels_last, inference_mode): {result['bare_images_per_s']:9.1f} images/s "
-          f"{result['bare_ms_per_batch']:9.2f} ms/batch   runs {fmt_times(bare_times)}")
-    print(f"  ratio refine / bare = {result['ratio']:.3f} (median of the pairs "
-          f"{', '.join(f'{r:.3f}' for r in ratios)})")
+    print(
+        f"  RefinerRunner.refine (uint8 numpy -> uint8 numpy): {result['images_per_s']:10.1f} images/s "
+        f"{result['ms_per_batch']:9.2f} ms/batch   runs {fmt_times(runner_times)}"
+    )
+    print(
+        f"  bare network (float channels_last, inference_mode): {result['bare_images_per_s']:9.1f} images/s "
+        f"{result['bare_ms_per_batch']:9.2f} ms/batch   runs {fmt_times(bare_times)}"
+    )
+    print(
+        f"  ratio refine / bare = {result['ratio']:.3f} (median of the pairs {', '.join(f'{r:.3f}' for r in ratios)})"
+    )
     return result
 
 
 # ------------------------------------------------------------------------------------------ train
 def measure_train(device: torch.device, batch_size: int, rounds: int, repeats: int, warmup: int) -> dict:
     """SimGANTrainer.fit over adversarial rounds against a bare loop doing the same updates."""
-    synthetic, _ = synthetic_eyes(max(1024, batch_size * 4), seed=0)
-    real, _ = real_like_eyes(max(1024, batch_size * 4), seed=1)
+    synthetic, _ = eye_like(max(1024, batch_size * 4), seed=0)
+    real, _ = eye_like(max(1024, batch_size * 4), seed=1)
     config = TrainConfig(
         batch_size=batch_size,
         refiner_pretrain_steps=0,
@@ -168,10 +181,13 @@ def measure_train(device: torch.device, batch_size: int, rounds: int, repeats: i
         seed=0,
     )
     trainer = SimGANTrainer(
-        synthetic, real,
+        synthetic,
+        real,
         refiner_config=REFINER_PRESETS[PRESET],
         discriminator_config=DISCRIMINATOR_PRESETS[PRESET],
-        config=config, device=device, progress=False,
+        config=config,
+        device=device,
+        progress=False,
     )
     cuda = trainer.device.type == "cuda"
     channels_last = cuda and config.channels_last  # what the trainer does: NHWC on CUDA only
@@ -251,18 +267,29 @@ def measure_train(device: torch.device, batch_size: int, rounds: int, repeats: i
         "channels_last": channels_last,
         "bf16": cuda and config.amp,
     }
-    print(f"[train] adversarial rounds of K_g={kg} R steps (b={b}) + K_d={kd} D step (b refined + b real), "
-          f"{rounds} round(s) per run after {warmup} warm-up, median of {repeats} paired runs, "
-          f"channels_last={channels_last}")
-    print(f"  images/s = refiner images per round / time; per round {kg}*{b} (R steps, forward+backward) "
-          f"+ {kd}*{fresh_for_d} (fresh refined for the D batch, no grad; the other b/2 come from the history) "
-          f"= {images_per_round}")
-    print(f"  SimGANTrainer.fit: {result['images_per_s']:10.1f} images/s {result['ms_per_round']:9.1f} ms/round   "
-          f"runs {fmt_times(trainer_times)}")
-    print(f"  bare loop:         {result['bare_images_per_s']:10.1f} images/s {result['bare_ms_per_round']:9.1f} ms/round   "
-          f"runs {fmt_times(bare_times)}")
-    print(f"  overhead = 1 - trainer / bare = {100 * result['overhead']:.1f} % (1 - median of the pairs "
-          f"{', '.join(f'{r:.3f}' for r in ratios)})")
+    print(
+        f"[train] adversarial rounds of K_g={kg} R steps (b={b}) + K_d={kd} D step (b refined + b real), "
+        f"{rounds} round(s) per run after {warmup} warm-up, median of {repeats} paired runs, "
+        f"channels_last={channels_last}"
+    )
+    print(
+        f"  images/s = refiner images per round / time; per round {kg}*{b} (R steps, forward+backward) "
+        f"+ {kd}*{fresh_for_d} (fresh refined for the D batch, no grad; the other b/2 come from the history) "
+        f"= {images_per_round}"
+    )
+    print(
+        f"  SimGANTrainer.fit: {result['images_per_s']:10.1f} images/s {result['ms_per_round']:9.1f} ms/round   "
+        f"runs {fmt_times(trainer_times)}"
+    )
+    print(
+        f"  bare loop:         {result['bare_images_per_s']:10.1f} images/s "
+        f"{result['bare_ms_per_round']:9.1f} ms/round   "
+        f"runs {fmt_times(bare_times)}"
+    )
+    print(
+        f"  overhead = 1 - trainer / bare = {100 * result['overhead']:.1f} % (1 - median of the pairs "
+        f"{', '.join(f'{r:.3f}' for r in ratios)})"
+    )
     return result
 
 
@@ -275,29 +302,58 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--device", default="cpu",
-                        help="device of the refine and train comparisons ('cpu' or 'cuda'); the ratio targets "
-                             "(refine >= 0.85x bare, training overhead <= 10%%) are CPU targets")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
-                        help="torch CPU threads, used by every measurement alike")
-    parser.add_argument("--refine-batch", type=int, default=None,
-                        help="RefinerRunner batch_size (images per forward) for the refine comparison "
-                             "(default: 64 on CPU, 1024 on CUDA)")
-    parser.add_argument("--refine-images", type=int, default=None,
-                        help="images per timed refine call (default: 2 batches on CPU, 16 on CUDA)")
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help="device of the refine and train comparisons ('cpu' or 'cuda'); the ratio targets "
+        "(refine >= 0.85x bare, training overhead <= 10%%) are CPU targets",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=torch.get_num_threads(),
+        help="torch CPU threads, used by every measurement alike",
+    )
+    parser.add_argument(
+        "--refine-batch",
+        type=int,
+        default=None,
+        help="RefinerRunner batch_size (images per forward) for the refine comparison "
+        "(default: 64 on CPU, 1024 on CUDA)",
+    )
+    parser.add_argument(
+        "--refine-images",
+        type=int,
+        default=None,
+        help="images per timed refine call (default: 2 batches on CPU, 16 on CUDA)",
+    )
     parser.add_argument("--train-batch", type=int, default=32, help="TrainConfig.batch_size b of the train comparison")
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="adversarial rounds per timed training run (each repeat times this many rounds "
-                             "of the trainer and as many bare rounds)")
-    parser.add_argument("--warmup-rounds", type=int, default=1,
-                        help="untimed adversarial rounds first (>= 1, so the history holds b/2 images)")
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="timed runs of each side, interleaved in pairs; ratios are the median of the "
-                             "per-pair ratios (5 gives steadier figures on a busy machine, at ~1.6x the time)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="adversarial rounds per timed training run (each repeat times this many rounds "
+        "of the trainer and as many bare rounds)",
+    )
+    parser.add_argument(
+        "--warmup-rounds",
+        type=int,
+        default=1,
+        help="untimed adversarial rounds first (>= 1, so the history holds b/2 images)",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="timed runs of each side, interleaved in pairs; ratios are the median of the "
+        "per-pair ratios (5 gives steadier figures on a busy machine, at ~1.6x the time)",
+    )
     parser.add_argument("--cuda-batch", type=int, default=1024, help="batch of the CUDA bf16 refine figure")
     parser.add_argument("--cuda-images", type=int, default=16 * 1024, help="images per timed CUDA bf16 refine call")
     parser.add_argument("--skip-train", action="store_true", help="leave out the train comparison")
-    parser.add_argument("--skip-cuda", action="store_true", help="leave out the CUDA bf16 figure even if a GPU is present")
+    parser.add_argument(
+        "--skip-cuda", action="store_true", help="leave out the CUDA bf16 figure even if a GPU is present"
+    )
     args = parser.parse_args(argv)
     if args.warmup_rounds < 1:
         parser.error("--warmup-rounds must be >= 1")
@@ -321,16 +377,21 @@ def main(argv: list[str] | None = None) -> dict:
     refine_images = args.refine_images or refine_batch * (16 if on_cuda else 2)
     config = REFINER_PRESETS[PRESET]
 
-    print(f"refiner benchmark, preset {PRESET!r} ({config.input_size[0]}x{config.input_size[1]}, width {config.width}, "
-          f"{config.num_blocks} blocks, {config.kernel_size}x{config.kernel_size})")
-    print(f"machine: {cpu_model()}, {torch.get_num_threads()} torch threads; torch {torch.__version__}; "
-          f"python {platform.python_version()}; device {device}")
-    date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    print(
+        f"refiner benchmark, preset {PRESET!r} ({config.input_size[0]}x{config.input_size[1]}, width {config.width}, "
+        f"{config.num_blocks} blocks, {config.kernel_size}x{config.kernel_size})"
+    )
+    print(
+        f"machine: {cpu_model()}, {torch.get_num_threads()} torch threads; torch {torch.__version__}; "
+        f"python {platform.python_version()}; device {device}"
+    )
+    date = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     print(f"date: {date}")
 
     torch.manual_seed(0)
-    refine = measure_refine(Refiner(config), device, refine_batch, refine_images, args.repeats,
-                            bf16=None, label=f"refine on {device}")
+    refine = measure_refine(
+        Refiner(config), device, refine_batch, refine_images, args.repeats, bf16=None, label=f"refine on {device}"
+    )
 
     train = None
     if not args.skip_train:
@@ -345,8 +406,15 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         cuda_name = torch.cuda.get_device_name(0)
         torch.manual_seed(0)
-        cuda = measure_refine(Refiner(config), torch.device("cuda"), args.cuda_batch, args.cuda_images,
-                              args.repeats, bf16=True, label=f"refine bf16 on {cuda_name}")
+        cuda = measure_refine(
+            Refiner(config),
+            torch.device("cuda"),
+            args.cuda_batch,
+            args.cuda_images,
+            args.repeats,
+            bf16=True,
+            label=f"refine bf16 on {cuda_name}",
+        )
         print(f"  aim: >= {CUDA_BF16_AIM:,} images/s on an H100 at 35x55")
 
     figures = {
@@ -384,14 +452,20 @@ def main(argv: list[str] | None = None) -> dict:
         "cuda_bf16_aim_images_per_s": CUDA_BF16_AIM,
         "seconds": None,
     }
-    targets = [f"refine ratio {refine['ratio']:.3f} (target >= {REFINE_RATIO_TARGET}): "
-               f"{'met' if figures['refine_ratio_met'] else 'NOT met'}"]
+    targets = [
+        f"refine ratio {refine['ratio']:.3f} (target >= {REFINE_RATIO_TARGET}): "
+        f"{'met' if figures['refine_ratio_met'] else 'NOT met'}"
+    ]
     if train:
-        targets.append(f"train overhead {100 * train['overhead']:.1f} % (target <= {100 * TRAIN_OVERHEAD_TARGET:.0f} %): "
-                       f"{'met' if figures['train_overhead_met'] else 'NOT met'}")
+        targets.append(
+            f"train overhead {100 * train['overhead']:.1f} % (target <= {100 * TRAIN_OVERHEAD_TARGET:.0f} %): "
+            f"{'met' if figures['train_overhead_met'] else 'NOT met'}"
+        )
     if cuda:
-        targets.append(f"CUDA bf16 refine {cuda['images_per_s']:,.0f} images/s on {cuda_name} "
-                       f"(aim >= {CUDA_BF16_AIM:,} on an H100)")
+        targets.append(
+            f"CUDA bf16 refine {cuda['images_per_s']:,.0f} images/s on {cuda_name} "
+            f"(aim >= {CUDA_BF16_AIM:,} on an H100)"
+        )
     if device.type != "cpu":
         targets.append("(the ratio targets are CPU targets; these ratios were measured on " + str(device) + ")")
     print("targets: " + "; ".join(targets))

@@ -44,7 +44,7 @@ import torch  # noqa: E402
 import yaml  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from simgan.config import load_params, model_configs  # noqa: E402
+from simgan.config import load_params  # noqa: E402
 from simgan.inference import RefinerRunner  # noqa: E402
 from simgan.nn.refiner import Refiner  # noqa: E402
 from simgan.training.checkpoint import save_checkpoint  # noqa: E402
@@ -91,25 +91,35 @@ def make_project(folder: Path, checkpoint: Path | None, params_file: Path, overr
             shutil.copy2(metrics, target.parent / "dvclive/metrics.json")
         return target, f"trained checkpoint {checkpoint}"
     loaded = load_params(params_file)
-    config, _ = model_configs(loaded.pretrain[TASK], tuple(loaded.prepare[TASK].image_size))
+    config = loaded.refiner_config(TASK)
     torch.manual_seed(0)
     save_checkpoint(target, {"refiner_config": config.to_dict(), "refiner": Refiner(config).state_dict()})
     return target, f"untrained refiner of params.yaml's {TASK} shape (no {checkpoint or 'checkpoint'} found)"
 
 
 def package(project: Path, env: dict) -> dict:
-    result = subprocess.run([sys.executable, "-m", "simgan.stages.package", "--task", TASK], cwd=project, env=env,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "simgan.stages.package", "--task", TASK],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if result.returncode != 0:
         raise SystemExit(f"package stage failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
     return json.loads((project / "artifacts/package" / TASK / "bento.json").read_text())
 
 
 def start_server(bento: str, project: Path, env: dict, port: int) -> subprocess.Popen:
-    log = open(project / "server.log", "w")  # noqa: SIM115 (closed with the process)
-    process = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", bento, "--host", "127.0.0.1",
-                                "--port", str(port)], cwd=project, env=env, stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+    log = open(project / "server.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bentoml", "serve", bento, "--host", "127.0.0.1", "--port", str(port)],
+        cwd=project,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -196,26 +206,46 @@ def multipart_png(pixels: np.ndarray) -> tuple[bytes, str]:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG")
     boundary = "simganbenchmark"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"eye.png\"\r\n"
-            f"Content-Type: image/png\r\n\r\n").encode() + buffer.getvalue() + f"\r\n--{boundary}--\r\n".encode()
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="eye.png"\r\n'
+            f"Content-Type: image/png\r\n\r\n"
+        ).encode()
+        + buffer.getvalue()
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     return body, f"multipart/form-data; boundary={boundary}"
 
 
 # ------------------------------------------------------------------------------------------ main
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--checkpoint", type=Path, default=ROOT / "artifacts/train/gaze/checkpoint.pt",
-                        help="gaze checkpoint to serve (absent: an untrained refiner of params.yaml's gaze shape)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=ROOT / "artifacts/train/gaze/checkpoint.pt",
+        help="gaze checkpoint to serve (absent: an untrained refiner of params.yaml's gaze shape)",
+    )
     parser.add_argument("--params", type=Path, default=ROOT / "params.yaml", help="package.gaze limits and workers")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32], help="levels of the closed loop")
     parser.add_argument("--requests", type=int, default=300, help="requests per run (after a warm-up of 50)")
     parser.add_argument("--offline-batch", type=int, default=64, help="images per RefinerRunner.refine call")
     parser.add_argument("--offline-images", type=int, default=512, help="images per offline pass")
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="runs per level, each between two offline passes; ratios are the median over runs")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="override package.gaze params for this run, e.g. --set workers=1 torch_threads=2")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="runs per level, each between two offline passes; ratios are the median over runs",
+    )
+    parser.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override package.gaze params for this run, e.g. --set workers=1 torch_threads=2",
+    )
     return parser.parse_args(argv)
 
 
@@ -224,13 +254,16 @@ def main(argv: list[str] | None = None) -> dict:
     started = time.perf_counter()
     overrides = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.set)}
     package_params = {**yaml.safe_load(args.params.read_text())["package"][TASK], **overrides}
-    date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    date = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     print(f"service benchmark: POST /refine, one {TASK} image per request; date {date}")
-    print(f"machine: {cpu_model()}, {os.cpu_count()} cores; torch {torch.__version__}; "
-          f"python {platform.python_version()}")
-    print(f"server: workers={package_params['workers']} torch_threads={package_params['torch_threads']} "
-          f"(params package.{TASK}"
-          f"{', overridden: ' + str(overrides) if overrides else ''})")
+    print(
+        f"machine: {cpu_model()}, {os.cpu_count()} cores; torch {torch.__version__}; python {platform.python_version()}"
+    )
+    print(
+        f"server: workers={package_params['workers']} torch_threads={package_params['torch_threads']} "
+        f"(params package.{TASK}"
+        f"{', overridden: ' + str(overrides) if overrides else ''})"
+    )
 
     with tempfile.TemporaryDirectory(prefix="simgan-service-bench-") as tmp:
         project = Path(tmp)
@@ -248,16 +281,19 @@ def main(argv: list[str] | None = None) -> dict:
         batches = [images[start : start + args.offline_batch] for start in range(0, len(images), args.offline_batch)]
         offline_pass(runner, batches[:1])  # warm-up
         single_ms = single_image_ms(runner, images)
-        print(f"[offline] RefinerRunner.refine, batches of {args.offline_batch}, {torch.get_num_threads()} torch "
-              f"threads; one image alone: {single_ms:.2f} ms p50")
+        print(
+            f"[offline] RefinerRunner.refine, batches of {args.offline_batch}, {torch.get_num_threads()} torch "
+            f"threads; one image alone: {single_ms:.2f} ms p50"
+        )
 
         port = free_port()
         server = start_server(packaged["bento"], project, env, port)
         try:
             url = f"http://127.0.0.1:{port}/refine"
             body, content_type = multipart_png(images[0])
-            with urllib.request.urlopen(urllib.request.Request(url, data=body, headers={"Content-Type": content_type}),
-                                        timeout=60) as response:
+            with urllib.request.urlopen(
+                urllib.request.Request(url, data=body, headers={"Content-Type": content_type}), timeout=60
+            ) as response:
                 served = np.asarray(Image.open(io.BytesIO(response.read())))
             difference = int(np.abs(served.astype(int) - runner.refine(images[:1])[0].astype(int)).max())
             print(f"check: served image vs offline: max |difference| = {difference} grey level(s)")
@@ -277,18 +313,25 @@ def main(argv: list[str] | None = None) -> dict:
                     latencies += run["latencies"]
                     for code, count in run["statuses"].items():
                         statuses[str(code)] = statuses.get(str(code), 0) + count
-                level = {"concurrency": concurrency, "requests": args.requests * args.repeats,
-                         "requests_per_s": statistics.median(rates),
-                         "offline_images_per_s": statistics.median(offline_rates),
-                         "ratio_to_offline": statistics.median(ratios), "ratios": ratios,
-                         "p50_ms": 1e3 * percentile(latencies, 50), "p99_ms": 1e3 * percentile(latencies, 99),
-                         "statuses": statuses}
+                level = {
+                    "concurrency": concurrency,
+                    "requests": args.requests * args.repeats,
+                    "requests_per_s": statistics.median(rates),
+                    "offline_images_per_s": statistics.median(offline_rates),
+                    "ratio_to_offline": statistics.median(ratios),
+                    "ratios": ratios,
+                    "p50_ms": 1e3 * percentile(latencies, 50),
+                    "p99_ms": 1e3 * percentile(latencies, 99),
+                    "statuses": statuses,
+                }
                 levels.append(level)
-                print(f"[concurrency {concurrency:2d}] service {level['requests_per_s']:7.1f} images/s, offline "
-                      f"{level['offline_images_per_s']:7.1f} images/s: ratio {level['ratio_to_offline']:.3f} "
-                      f"(median of "
-                      f"{', '.join(f'{r:.3f}' for r in ratios)}); latency p50 {level['p50_ms']:6.1f} ms, "
-                      f"p99 {level['p99_ms']:6.1f} ms over {level['requests']} requests; statuses {statuses}")
+                print(
+                    f"[concurrency {concurrency:2d}] service {level['requests_per_s']:7.1f} images/s, offline "
+                    f"{level['offline_images_per_s']:7.1f} images/s: ratio {level['ratio_to_offline']:.3f} "
+                    f"(median of "
+                    f"{', '.join(f'{r:.3f}' for r in ratios)}); latency p50 {level['p50_ms']:6.1f} ms, "
+                    f"p99 {level['p99_ms']:6.1f} ms over {level['requests']} requests; statuses {statuses}"
+                )
         finally:
             stop_server(server)
 
@@ -297,23 +340,44 @@ def main(argv: list[str] | None = None) -> dict:
     p99_8 = by_level[8]["p99_ms"] if 8 in by_level else None
     targets = []
     if ratio_32 is not None:
-        targets.append(f"throughput at concurrency 32 = {ratio_32:.3f} x offline "
-                       f"(target >= {THROUGHPUT_RATIO_TARGET}): "
-                       f"{'met' if ratio_32 >= THROUGHPUT_RATIO_TARGET else 'NOT met'}")
+        targets.append(
+            f"throughput at concurrency 32 = {ratio_32:.3f} x offline "
+            f"(target >= {THROUGHPUT_RATIO_TARGET}): "
+            f"{'met' if ratio_32 >= THROUGHPUT_RATIO_TARGET else 'NOT met'}"
+        )
     if p99_8 is not None:
-        targets.append(f"p99 at concurrency 8 = {p99_8:.1f} ms (target <= {P99_TARGET_MS:.0f} ms): "
-                       f"{'met' if p99_8 <= P99_TARGET_MS else 'NOT met'}")
+        targets.append(
+            f"p99 at concurrency 8 = {p99_8:.1f} ms (target <= {P99_TARGET_MS:.0f} ms): "
+            f"{'met' if p99_8 <= P99_TARGET_MS else 'NOT met'}"
+        )
     print("targets: " + "; ".join(targets))
     figures = {
-        "task": TASK, "endpoint": "/refine", "image": f"{height}x{width}", "model": model_text,
-        "cpu": cpu_model(), "cores": os.cpu_count(), "torch": torch.__version__, "date": date,
+        "task": TASK,
+        "endpoint": "/refine",
+        "image": f"{height}x{width}",
+        "model": model_text,
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "date": date,
         "server": {key: package_params[key] for key in ("workers", "torch_threads")},
         "offline_threads": torch.get_num_threads(),
-        "offline_batch": args.offline_batch, "offline_single_image_ms_p50": round(single_ms, 3),
+        "offline_batch": args.offline_batch,
+        "offline_single_image_ms_p50": round(single_ms, 3),
         "served_vs_offline_max_difference": difference,
-        "levels": [{key: (round(value, 3) if isinstance(value, float) else
-                          [round(v, 3) for v in value] if key == "ratios" else value) for key, value in level.items()}
-                   for level in levels],
+        "levels": [
+            {
+                key: (
+                    round(value, 3)
+                    if isinstance(value, float)
+                    else [round(v, 3) for v in value]
+                    if key == "ratios"
+                    else value
+                )
+                for key, value in level.items()
+            }
+            for level in levels
+        ],
         "throughput_ratio_c32": round(ratio_32, 4) if ratio_32 is not None else None,
         "throughput_ratio_target": THROUGHPUT_RATIO_TARGET,
         "throughput_ratio_met": ratio_32 >= THROUGHPUT_RATIO_TARGET if ratio_32 is not None else None,

@@ -30,8 +30,12 @@ from pathlib import Path
 # stage it runs would stop on the SIGINT that `_interrupt` sends: DVC would be SIGKILLed with its lock
 # held and the trainer would not write its checkpoint-on-interrupt. The handler set here is inherited as
 # the default by DVC's children.
-DVC = (sys.executable, "-c", "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
-       "runpy.run_module('dvc', run_name='__main__', alter_sys=True)")
+DVC = (
+    sys.executable,
+    "-c",
+    "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "runpy.run_module('dvc', run_name='__main__', alter_sys=True)",
+)
 OUTPUT_TAIL_LINES = 20  # lines of a failed stage's output quoted in the error
 INTERRUPT_GRACE_S = 10.0  # after SIGINT, how long DVC gets to remove its lock before SIGKILL
 IMAGE_SUFFIX = ".png"
@@ -83,6 +87,7 @@ def dvc_env() -> dict[str, str]:
 
 
 # --- the DAG -------------------------------------------------------------------------------------------
+
 
 def pipeline_stages(repo_root: str | Path, targets: Iterable[str] | None = None) -> list[Stage]:
     """The dvc.yaml stages in the order to run them: all of them, or `targets` and everything upstream of them.
@@ -167,8 +172,10 @@ def stage_images(repo_root: str | Path, stage: Stage) -> list[str]:
 
 # --- running DVC --------------------------------------------------------------------------------------
 
-def run_dvc(repo_root: str | Path, args: Iterable[str], *, log: Log = print,
-            timeout_s: float | None = None) -> tuple[int, list[str], bool]:
+
+def run_dvc(
+    repo_root: str | Path, args: Iterable[str], *, log: Log = print, timeout_s: float | None = None
+) -> tuple[int, list[str], bool]:
     """Run `dvc <args>` in repo_root, passing each output line (stdout and stderr, in order) to `log`.
 
     Returns (exit code, the last OUTPUT_TAIL_LINES non-empty lines, whether it was stopped by the timeout).
@@ -177,9 +184,18 @@ def run_dvc(repo_root: str | Path, args: Iterable[str], *, log: Log = print,
     and SIGKILL if it is still there INTERRUPT_GRACE_S later. A DVC left running would hold the lock
     and make the retry fail with "is busy".
     """
-    proc = subprocess.Popen([*DVC, *args], cwd=Path(repo_root).resolve(), env=dvc_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, errors="replace",
-                            bufsize=1, start_new_session=True)
+    proc = subprocess.Popen(
+        [*DVC, *args],
+        cwd=Path(repo_root).resolve(),
+        env=dvc_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        errors="replace",
+        bufsize=1,
+        start_new_session=True,
+    )
     tail: deque[str] = deque(maxlen=OUTPUT_TAIL_LINES)
     timed_out = threading.Event()
 
@@ -242,15 +258,25 @@ def repro_stage(repo_root: str | Path, stage: str, *, log: Log = print, timeout_
 
 
 def _dvc_json(repo_root: str | Path, args: list[str]):
-    proc = subprocess.run([*DVC, *args, "--json"], check=False, cwd=Path(repo_root).resolve(), env=dvc_env(),
-                          capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [*DVC, *args, "--json"],
+        check=False,
+        cwd=Path(repo_root).resolve(),
+        env=dvc_env(),
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
     if proc.returncode != 0:
-        raise DvcError(f"`dvc {' '.join(args)} --json` failed in {repo_root} (exit {proc.returncode}): "
-                       f"{proc.stderr.strip() or proc.stdout.strip()}")
+        raise DvcError(
+            f"`dvc {' '.join(args)} --json` failed in {repo_root} (exit {proc.returncode}): "
+            f"{proc.stderr.strip() or proc.stdout.strip()}"
+        )
     return json.loads(proc.stdout or "{}")
 
 
 # --- metrics ------------------------------------------------------------------------------------------
+
 
 def metrics(repo_root: str | Path) -> dict[str, float | int | bool | str]:
     """The workspace's metrics, as `dvc metrics show --json` gives them, flattened to
@@ -280,6 +306,7 @@ def _flatten(value, prefix: str, into: dict) -> None:
 
 # --- data/ --------------------------------------------------------------------------------------------
 
+
 def data_dvc_file(repo_root: str | Path, data: str = "data") -> Path:
     return Path(repo_root).resolve() / f"{data}.dvc"
 
@@ -300,8 +327,10 @@ def missing_data_hint(repo_root: str | Path) -> str | None:
                 missing.append(out["path"])
     if not missing:
         return None
-    return (f"{', '.join(m + '/' for m in missing)} is absent (tracked by DVC, not by git): render the embedded "
-            f"default with `simgan simulate --out data` (or run `make demo`), or put your datasets there")
+    return (
+        f"{', '.join(m + '/' for m in missing)} is absent (tracked by DVC, not by git): render the embedded "
+        f"default with `simgan simulate --out data` (or run `make demo`), or put your datasets there"
+    )
 
 
 def recorded_data_hash(repo_root: str | Path, data: str = "data") -> str | None:
@@ -322,8 +351,10 @@ def data_changed(repo_root: str | Path, data: str = "data") -> bool:
     """
     root = Path(repo_root).resolve()
     if not (root / data).exists():
-        raise DvcError(f"{root / data} does not exist: render or copy the raw inputs there first "
-                       f"(e.g. `simgan simulate --out {data}`)")
+        raise DvcError(
+            f"{root / data} does not exist: render or copy the raw inputs there first "
+            f"(e.g. `simgan simulate --out {data}`)"
+        )
     if not data_dvc_file(root, data).exists():
         return True
     return bool(_dvc_json(root, ["status", f"{data}.dvc"]))
@@ -344,8 +375,9 @@ def git_commit(repo_root: str | Path) -> dict[str, str | bool | None]:
     root = Path(repo_root).resolve()
 
     def git(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["git", *args], check=False, cwd=root, capture_output=True, text=True,
-                              stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            ["git", *args], check=False, cwd=root, capture_output=True, text=True, stdin=subprocess.DEVNULL
+        )
 
     try:
         head = git("rev-parse", "HEAD")

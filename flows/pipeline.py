@@ -48,9 +48,15 @@ def _for_stage(overrides: dict | None, stage: str, default):
 
 
 @flow(name="pipeline")
-def pipeline(repo_root: str = ".", targets: list[str] | None = None, retries: int = 0,
-             retry_delay_seconds: float = 10.0, timeout_s: float | None = None,
-             stage_retries: dict[str, int] | None = None, stage_timeouts: dict[str, float] | None = None) -> dict:
+def pipeline(
+    repo_root: str = ".",
+    targets: list[str] | None = None,
+    retries: int = 0,
+    retry_delay_seconds: float = 10.0,
+    timeout_s: float | None = None,
+    stage_retries: dict[str, int] | None = None,
+    stage_timeouts: dict[str, float] | None = None,
+) -> dict:
     """Run the DVC pipeline in `repo_root`, one task per dvc.yaml stage.
 
     targets: stage names as `dvc repro` takes them (`train@gaze`, `train`); runs them and everything upstream.
@@ -99,16 +105,26 @@ def _publish(root: str, stages: list[dvc_stages.Stage], runs: list[dict], failed
     try:
         summary["metrics"] = dvc_stages.metrics(root)
         summary["images"] = {s.name: imgs for s in stages if (imgs := dvc_stages.stage_images(root, s))}
-        create_markdown_artifact(key="pipeline-report", markdown=_report(root, stages, runs, failed, summary),
-                                 description=f"DVC pipeline in {root}")
-        create_table_artifact(key="pipeline-metrics",
-                              table=[{"file": name.split(":", 1)[0], "metric": name.split(":", 1)[1], "value": value}
-                                     for name, value in summary["metrics"].items()],
-                              description=f"`dvc metrics show` in {root}")
+        create_markdown_artifact(
+            key="pipeline-report",
+            markdown=_report(root, stages, runs, failed, summary),
+            description=f"DVC pipeline in {root}",
+        )
+        create_table_artifact(
+            key="pipeline-metrics",
+            table=[
+                {"file": name.split(":", 1)[0], "metric": name.split(":", 1)[1], "value": value}
+                for name, value in summary["metrics"].items()
+            ],
+            description=f"`dvc metrics show` in {root}",
+        )
         if summary["images"]:
-            create_markdown_artifact(key="pipeline-images", markdown=_images(root, summary["images"]),
-                                     description=f"image grids declared in {root}/dvc.yaml")
-    except Exception as exc:  # noqa: BLE001 — reporting must not mask the pipeline's own outcome
+            create_markdown_artifact(
+                key="pipeline-images",
+                markdown=_images(root, summary["images"]),
+                description=f"image grids declared in {root}/dvc.yaml",
+            )
+    except Exception as exc:
         logger.warning("could not publish the pipeline artifacts: %s: %s", type(exc).__name__, exc)
     return summary
 
@@ -119,9 +135,14 @@ def _cell(value) -> str:
 
 def _report(root: str, stages, runs: list[dict], failed: tuple[str, str] | None, summary: dict) -> str:
     by_stage = {run["stage"]: run for run in runs}
-    lines = [f"# DVC pipeline in `{root}`", "",
-             f"**{'failed at ' + failed[0] if failed else 'succeeded'}**", "",
-             "| # | stage | result | seconds |", "|---|---|---|---|"]
+    lines = [
+        f"# DVC pipeline in `{root}`",
+        "",
+        f"**{'failed at ' + failed[0] if failed else 'succeeded'}**",
+        "",
+        "| # | stage | result | seconds |",
+        "|---|---|---|---|",
+    ]
     for number, stage in enumerate(stages, 1):
         run = by_stage.get(stage.name)
         if run:
@@ -136,8 +157,10 @@ def _report(root: str, stages, runs: list[dict], failed: tuple[str, str] | None,
     lines += ["", "## Metrics (`dvc metrics show`)", ""]
     if summary["metrics"]:
         lines += ["| file | metric | value |", "|---|---|---|"]
-        lines += [f"| `{_cell(name.split(':', 1)[0])}` | {_cell(name.split(':', 1)[1])} | {_cell(value)} |"
-                  for name, value in summary["metrics"].items()]
+        lines += [
+            f"| `{_cell(name.split(':', 1)[0])}` | {_cell(name.split(':', 1)[1])} | {_cell(value)} |"
+            for name, value in summary["metrics"].items()
+        ]
     else:
         lines.append("No metrics yet.")
     if summary["images"]:

@@ -66,9 +66,14 @@ def track_data(repo_root: str, data: str = "data") -> str:
 def select(metrics: dict, metric: str) -> dict[str, float]:
     """The numeric metrics named `metric`: a full name (`artifacts/eval/gaze.json:mean_error`) or a key
     (`mean_error`, `test.mean_error`) matched in every file — one value per task in a foreach pipeline."""
-    return {name: float(value) for name, value in metrics.items()
-            if (name == metric or name.split(":", 1)[-1] == metric)
-            and isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)}
+    return {
+        name: float(value)
+        for name, value in metrics.items()
+        if (name == metric or name.split(":", 1)[-1] == metric)
+        and isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+    }
 
 
 def compare(new: dict, promoted: dict | None, metric: str, direction: Literal["min", "max"]) -> tuple[bool, str]:
@@ -86,14 +91,22 @@ def compare(new: dict, promoted: dict | None, metric: str, direction: Literal["m
     if not shared:
         return True, f"the last promotion has no '{metric}' to compare with: promoted ({_values(candidates)})"
     better = "lower" if direction == "min" else "higher"
-    worse = [name for name in shared
-             if (candidates[name] > before[name] if direction == "min" else candidates[name] < before[name])]
+    worse = [
+        name
+        for name in shared
+        if (candidates[name] > before[name] if direction == "min" else candidates[name] < before[name])
+    ]
     if worse:
-        return False, ("not promoted: " + "; ".join(f"{name} got worse, {before[name]:g} -> {candidates[name]:g}"
-                                                    for name in worse) + f" ({better} is better)")
-    return True, ("not worse than the last promotion: "
-                  + "; ".join(f"{name} {before[name]:g} -> {candidates[name]:g}" for name in shared)
-                  + f" ({better} is better)")
+        return False, (
+            "not promoted: "
+            + "; ".join(f"{name} got worse, {before[name]:g} -> {candidates[name]:g}" for name in worse)
+            + f" ({better} is better)"
+        )
+    return True, (
+        "not worse than the last promotion: "
+        + "; ".join(f"{name} {before[name]:g} -> {candidates[name]:g}" for name in shared)
+        + f" ({better} is better)"
+    )
 
 
 def _values(metrics: dict[str, float]) -> str:
@@ -104,8 +117,10 @@ def publish(repo_root: str | Path, promotion: dict) -> dict:
     """Hook: where a promoted model leaves the pipeline. Publishing the refiner to the BentoML model store is a
     later issue; until then this only records that it was called, and its return value is stored under
     "publish" in artifacts/promoted.json."""
-    get_run_logger().info("publish hook: nothing is published yet (BentoML packaging comes later); "
-                          "promotion recorded in %s", Path(repo_root) / PROMOTED_FILE)
+    get_run_logger().info(
+        "publish hook: nothing is published yet (BentoML packaging comes later); promotion recorded in %s",
+        Path(repo_root) / PROMOTED_FILE,
+    )
     return {"published": False, "target": None, "note": "publish() is a hook; BentoML packaging is not wired yet"}
 
 
@@ -121,8 +136,15 @@ def _write_json(path: Path, value: dict) -> None:
 
 
 @flow(name="retrain")
-def retrain(repo_root: str = ".", metric: str = DEFAULT_METRIC, direction: Literal["min", "max"] = DEFAULT_DIRECTION,
-            data: str = "data", force: bool = False, retries: int = 0, timeout_s: float | None = None) -> dict:
+def retrain(
+    repo_root: str = ".",
+    metric: str = DEFAULT_METRIC,
+    direction: Literal["min", "max"] = DEFAULT_DIRECTION,
+    data: str = "data",
+    force: bool = False,
+    retries: int = 0,
+    timeout_s: float | None = None,
+) -> dict:
     """Retrain if data/ changed since the last successful run; promote if the metric is not worse.
 
     metric, direction: the evaluation metric (see `select`) and whether lower ("min") or higher ("max") is better.
@@ -172,20 +194,29 @@ def retrain(repo_root: str = ".", metric: str = DEFAULT_METRIC, direction: Liter
         _write_json(root / PROMOTED_FILE, record)
     _write_json(root / STATE_FILE, record)
     logger.info("%s: %s", record["status"], reason)
-    create_markdown_artifact(key="retrain-decision", markdown=_decision_markdown(root, record, promoted),
-                             description=f"retrain in {root}: {record['status']}")
+    create_markdown_artifact(
+        key="retrain-decision",
+        markdown=_decision_markdown(root, record, promoted),
+        description=f"retrain in {root}: {record['status']}",
+    )
     return {"status": record["status"], "reason": reason, "data_hash": data_hash, "metrics": record["selected"]}
 
 
 def _decision_markdown(root: Path, record: dict, promoted_before: dict | None) -> str:
     before = select(promoted_before.get("metrics", {}), record["metric"]) if promoted_before else {}
-    lines = [f"# Retrain in `{root}`: **{record['status']}**", "", record["reason"], "",
-             f"- data hash: `{record['data_hash']}`",
-             f"- git commit: `{record['git'].get('commit')}`"
-             + (" (with uncommitted changes)" if record["git"].get("dirty") else ""),
-             f"- metric: `{record['metric']}` ({'lower' if record['direction'] == 'min' else 'higher'} is better)",
-             f"- state: `{STATE_FILE}`; promotion: `{PROMOTED_FILE}`"
-             + (" (updated)" if record["status"] == "promoted" else " (unchanged)"), ""]
+    lines = [
+        f"# Retrain in `{root}`: **{record['status']}**",
+        "",
+        record["reason"],
+        "",
+        f"- data hash: `{record['data_hash']}`",
+        f"- git commit: `{record['git'].get('commit')}`"
+        + (" (with uncommitted changes)" if record["git"].get("dirty") else ""),
+        f"- metric: `{record['metric']}` ({'lower' if record['direction'] == 'min' else 'higher'} is better)",
+        f"- state: `{STATE_FILE}`; promotion: `{PROMOTED_FILE}`"
+        + (" (updated)" if record["status"] == "promoted" else " (unchanged)"),
+        "",
+    ]
     names = sorted(set(before) | set(record["selected"]))
     if names:
         lines += ["| metric | last promoted | this run |", "|---|---|---|"]

@@ -1,10 +1,14 @@
 """The `simgan` command: what users type.
 
     simgan simulate  render the embedded default datasets in their published formats (no downloads)
-    simgan prepare   raw inputs -> uint8 arrays, manifests and quarantine tables per task
-    simgan demo      train a refiner on the built-in eye images (no downloads), resumable
+    simgan check     check params.yaml (and a profile over it) before running anything
+    simgan prepare   raw inputs -> uint8 arrays, manifests and quarantine tables, outside the pipeline
+    simgan profile   run a profile (a delta over params.yaml, e.g. the paper's) as a DVC experiment
     simgan refine    refine a .npy array or a folder of images with a trained checkpoint
     simgan serve     serve a task's packaged refiner over HTTP (BentoML, run as its own command)
+
+The main job is the pipeline, `dvc repro` (the README's `make demo`): it reads params.yaml and writes
+artifacts/. Commands here that write never write into artifacts/, which DVC owns.
 """
 
 from __future__ import annotations
@@ -20,78 +24,6 @@ from pathlib import Path
 import numpy as np
 
 from simgan.io import atomic_write
-
-DEMO_DIR = Path("artifacts/demo")
-
-
-def _demo(args: argparse.Namespace) -> int:
-    import torch
-
-    from simgan.data.demo_eyes import real_like_eyes, synthetic_eyes
-    from simgan.inference import RefinerRunner
-    from simgan.nn.discriminator import DISCRIMINATOR_PRESETS
-    from simgan.nn.refiner import REFINER_PRESETS, RefinerConfig
-    from simgan.training.refiner import SimGANTrainer, TrainConfig
-
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    checkpoint = out / "checkpoint.pt"
-    synthetic, _ = synthetic_eyes(args.synthetic, seed=args.seed)
-    real, _ = real_like_eyes(args.real, seed=args.seed + 1)
-    preset = REFINER_PRESETS["eyes"]
-    refiner_config = RefinerConfig(**{**preset.to_dict(), "width": args.width})
-    config = TrainConfig(
-        batch_size=args.batch_size,
-        refiner_pretrain_steps=args.refiner_pretrain_steps,
-        discriminator_pretrain_steps=args.discriminator_pretrain_steps,
-        adversarial_rounds=args.rounds,
-        optimizer="adam",
-        lr=args.lr,
-        history_capacity=args.batch_size * 32,  # 64 D steps of b/2 fresh images
-        checkpoint_every_steps=50,
-        seed=args.seed,
-    )
-    metrics_rows: list[dict] = []
-    trainer = SimGANTrainer(
-        synthetic, real, refiner_config=refiner_config, discriminator_config=DISCRIMINATOR_PRESETS["eyes"],
-        config=config, device=args.device, progress=not args.quiet,
-        report=lambda step, metrics: metrics_rows.append({"step": step, **metrics}),
-    )
-    if checkpoint.exists() and not args.fresh:
-        trainer.load(checkpoint)
-        print(f"resuming from {checkpoint} at step {trainer.step}/{trainer.total_steps}")
-    resumed = trainer.step > 0
-    started = time.perf_counter()
-    final = trainer.fit(checkpoint_path=checkpoint)
-    seconds = time.perf_counter() - started
-
-    if metrics_rows:
-        metrics_file = out / "metrics.csv"
-        names = sorted({key for row in metrics_rows for key in row if key != "step"})
-        append = resumed and metrics_file.exists()  # a resumed run continues the same table
-        with metrics_file.open("a" if append else "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=["step", *names], extrasaction="ignore")
-            if not append:
-                writer.writeheader()
-            writer.writerows(metrics_rows)
-
-    # A grid people can look at: rows of synthetic, refined, |refined − synthetic| ×4, real.
-    runner = RefinerRunner.from_checkpoint(checkpoint, device=args.device)
-    shown = synthetic[:10]
-    refined = runner.refine(shown)
-    difference = np.clip(np.abs(refined.astype(np.int16) - shown.astype(np.int16)) * 4, 0, 255).astype(np.uint8)
-    rows = [np.concatenate(list(images), axis=1) for images in (shown, refined, difference, real[:10])]
-    _save_png(out / "refined_grid.png", np.concatenate(rows, axis=0), scale=3)
-
-    all_refined = runner.refine(synthetic[:500])
-    change = float(np.abs(all_refined.astype(np.float32) - synthetic[:500]).mean())
-    print(f"trained {trainer.step}/{trainer.total_steps} steps in {seconds:.0f} s on {trainer.device} "
-          f"(torch {torch.__version__})")
-    if final:
-        print("last metrics: " + ", ".join(f"{k}={v:.3g}" for k, v in sorted(final.items())))
-    print(f"mean |refined − synthetic| = {change:.1f} grey levels over 500 images")
-    print(f"checkpoint: {checkpoint}\ngrid (synthetic / refined / difference ×4 / real): {out / 'refined_grid.png'}")
-    return 0
 
 
 def _save_png(path: Path, image: np.ndarray, *, scale: int) -> None:
@@ -133,7 +65,9 @@ def _refine_folder(runner, source: Path, target: Path) -> int:
             quarantine.append((str(path), f"unreadable image: {error}"))
             continue
         if pixels.shape != expected:
-            quarantine.append((str(path), f"size {pixels.shape[0]}×{pixels.shape[1]}, expected {expected[0]}×{expected[1]}"))
+            quarantine.append(
+                (str(path), f"size {pixels.shape[0]}×{pixels.shape[1]}, expected {expected[0]}×{expected[1]}")
+            )
             continue
         good.append((path, pixels))
     target.mkdir(parents=True, exist_ok=True)
@@ -162,15 +96,20 @@ def _serve(args: argparse.Namespace) -> int:
     if bento is None:
         record = layout.packaged(args.task) / "bento.json"
         if not record.is_file():
-            raise FileNotFoundError(f"{record} does not exist: package the {args.task} refiner first "
-                                    f"(`dvc repro package@{args.task}`) or name a bento with --bento")
+            raise FileNotFoundError(
+                f"{record} does not exist: package the {args.task} refiner first "
+                f"(`dvc repro package@{args.task}`) or name a bento with --bento"
+            )
         bento = json.loads(record.read_text())["bento"]
     env = dict(os.environ)
     env.setdefault("BENTOML_HOME", str(Path(".bentoml").resolve()))  # the store the package stage wrote
     env.setdefault("BENTOML_DO_NOT_TRACK", "True")
     command = [sys.executable, "-m", "bentoml", "serve", bento, "--host", args.host, "--port", str(args.port)]
-    print(f"serving {bento} from {env['BENTOML_HOME']} on http://{args.host}:{args.port} "
-          f"(API page: /, OpenAPI: /docs.json)", flush=True)
+    print(
+        f"serving {bento} from {env['BENTOML_HOME']} on http://{args.host}:{args.port} "
+        f"(API page: /, OpenAPI: /docs.json)",
+        flush=True,
+    )
     os.execve(sys.executable, command, env)
     return 0  # not reached
 
@@ -185,41 +124,90 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_source(text: str | None, domain: str, task: str, size):
-    """FORMAT:PATH -> Source, with the task's prepared size."""
-    from simgan.data.prepare import READERS, Source
+def _parse_source(text: str | None, domain: str, size: tuple[int, int]):
+    """FORMAT:PATH -> Source at the task's prepared size."""
+    from simgan.data.prepare import READERS, source
 
     if text is None:
         return None
     fmt, _, path = text.partition(":")
     if fmt not in READERS or not path:
         raise ValueError(f"--{domain} expects FORMAT:PATH with FORMAT one of {sorted(READERS)}; got {text!r}")
-    options = {"size": size}
-    if fmt == "nyu":
-        options["kind"] = "synthdepth" if domain == "synthetic" else "depth"
-    return Source(fmt, Path(path), options)
+    return source(fmt, path, domain, size)
+
+
+def inside(path: Path, folder: Path) -> bool:
+    return path.resolve() == folder.resolve() or folder.resolve() in path.resolve().parents
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    from simgan.data.prepare import default_sources, prepare_task
+    """params.yaml's prepare section (sizes, splits, formats), optionally another source, into --out."""
+    from simgan import layout
+    from simgan.config import load_params
+    from simgan.data.prepare import prepare_task, source
 
-    tasks = ["gaze", "hand"] if args.task == "all" else [args.task]
-    data = Path(args.data)
-    if not data.exists():
-        raise SystemExit(f"simgan prepare: {data} does not exist; render the embedded default with "
-                         f"`simgan simulate --out {data}` or point --data at your datasets")
-    for task in tasks:
-        sources = default_sources(task, data, args.hand_size)
-        size = (35, 55) if task == "gaze" else args.hand_size
-        for domain in ("synthetic", "real"):
-            override = _parse_source(getattr(args, domain), domain, task, size)
-            if override is not None:
-                sources[domain] = override
-        prepare_task(task, data, Path(args.out), sources=sources, workers=args.workers, progress=not args.quiet,
-                     hand_size=args.hand_size, test_persons=args.test_persons.split(",") if args.test_persons else (),
-                     log=print)
-        print(f"grid of samples (synthetic row, real row): {Path(args.out) / task / 'samples.png'}")
+    out = Path(args.out)
+    if inside(out, layout.ARTIFACTS):
+        raise SystemExit(
+            f"simgan prepare: {out} is inside {layout.ARTIFACTS}/, which the pipeline (DVC) owns; "
+            f"`dvc repro prepare@<task>` prepares it from params.yaml. Choose another --out."
+        )
+    params = load_params(args.params)
+    for task in [args.task] if args.task in layout.TASKS else layout.TASKS:  # "all": every task
+        p = params.prepare[task]
+        size = tuple(p.image_size)
+        sources = {
+            "synthetic": _parse_source(args.synthetic, "synthetic", size)
+            or source(p.synthetic_format, p.synthetic_path, "synthetic", size),
+            "real": _parse_source(args.real, "real", size) or source(p.real_format, p.real_path, "real", size),
+        }
+        for domain, src in sources.items():
+            if not Path(src.path).exists():
+                raise SystemExit(
+                    f"simgan prepare: {task} {domain}: {src.path} does not exist; render the embedded "
+                    f"default with `simgan simulate --out {layout.DATA}` or point --{domain} at your data"
+                )
+        prepare_task(
+            task,
+            out,
+            sources,
+            workers=args.workers or p.workers or None,
+            progress=not args.quiet,
+            val_fraction=p.val_fraction,
+            test_fraction=p.test_fraction,
+            test_persons=p.test_persons,
+            log=print,
+        )
+        print(f"grid of samples (synthetic row, real row): {out / task / 'samples.png'}")
     return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from simgan.config import load_params
+    from simgan.profiles import overrides
+
+    load_params(args.params)
+    print(f"{args.params}: every value checked")
+    for name in args.profile or []:
+        changed = overrides(name, Path(args.params))
+        print(f"profile {name} over {args.params}: {len(changed)} values changed, every value checked")
+    return 0
+
+
+def _profile(args: argparse.Namespace) -> int:
+    import shlex
+    import subprocess
+
+    from simgan.profiles import overrides
+
+    changed = overrides(args.name, Path(args.params))
+    command = ["dvc", "exp", "run", "-n", args.experiment or args.name]
+    for item in changed:
+        command += ["-S", item]
+    print(shlex.join(command), flush=True)
+    if not args.run:
+        return 0
+    return subprocess.call(command)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -230,31 +218,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    demo = commands.add_parser(
-        "demo",
-        help="train a refiner on built-in eye images (no downloads)",
-        description="Train a refiner on built-in 35×55 eye images: flat synthetic renders against "
-        "'real-like' ones with texture, uneven light, blur, glints and noise. The paper's eyes "
-        "discriminator and refiner layout, at a reduced refiner width so it finishes in minutes on a "
-        "CPU. Resumes from OUT/checkpoint.pt when present. Writes checkpoint.pt, metrics.csv and "
-        "refined_grid.png (rows: synthetic, refined, difference ×4, real).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    demo.add_argument("--out", default=str(DEMO_DIR), help="output folder")
-    demo.add_argument("--synthetic", type=int, default=4000, help="number of synthetic images")
-    demo.add_argument("--real", type=int, default=4000, help="number of real-like images")
-    demo.add_argument("--width", type=int, default=32, help="refiner feature maps (paper: 64)")
-    demo.add_argument("--batch-size", type=int, default=32, help="b: images per refiner / discriminator batch")
-    demo.add_argument("--refiner-pretrain-steps", type=int, default=100, help="self-regularisation-only refiner steps")
-    demo.add_argument("--discriminator-pretrain-steps", type=int, default=50, help="discriminator-only steps")
-    demo.add_argument("--rounds", type=int, default=250, help="T: adversarial rounds of K_g=2 refiner and K_d=1 discriminator steps")
-    demo.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (the demo uses Adam to converge in few steps)")
-    demo.add_argument("--seed", type=int, default=0, help="seed of data, weights and sampling")
-    demo.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    demo.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint and start over")
-    demo.add_argument("--quiet", action="store_true", help="no progress bar")
-    demo.set_defaults(handler=_demo)
 
     simulate = commands.add_parser(
         "simulate",
@@ -271,26 +234,51 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     simulate.set_defaults(handler=_simulate)
 
-    prepare = commands.add_parser(
-        "prepare",
-        help="raw inputs -> uint8 arrays + manifests + quarantine tables",
-        description="Read a task's raw inputs and write, per domain, images.npy (uint8, memory-mappable), "
-        "manifest.csv (one row per image) and quarantine.csv (file, reason) under OUT/<task>/<domain>/, "
-        "plus OUT/<task>/summary.json and samples.png. Inputs that cannot be used are quarantined "
-        "with the reason, never dropped. By default the layout of `simgan simulate` is read; "
-        "--synthetic/--real FORMAT:PATH point a domain elsewhere (formats: unityeyes, mpiigaze, "
-        "gaze_h5, nyu, folder).",
+    check = commands.add_parser(
+        "check",
+        help="check params.yaml (and profiles over it) before running anything",
+        description="Load params.yaml with the pipeline's strict loader: unknown, missing, mistyped or out-of-range "
+        "values, duplicated keys and combinations that cannot work are reported by their dotted key. With "
+        "--profile, check that profile's delta over it too.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    check.add_argument("--params", default="params.yaml", help="the params file")
+    check.add_argument("--profile", action="append", metavar="NAME", help="also check profiles/NAME.yaml over it")
+    check.set_defaults(handler=_check)
+
+    profile = commands.add_parser(
+        "profile",
+        help="run a profile (profiles/NAME.yaml, a delta over params.yaml) as a DVC experiment",
+        description="A profile holds only the values that differ from params.yaml (profiles/paper.yaml: the "
+        "paper's settings, for a GPU). This prints `dvc exp run -n NAME -S key=value ...` for it after checking "
+        "the merged params; with --run it runs it. params.yaml is never rewritten: DVC applies the values inside "
+        "the experiment, and `dvc exp show` / `dvc exp apply NAME` compare and restore it.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    profile.add_argument("name", help="the profile (file name in profiles/ without .yaml), e.g. paper")
+    profile.add_argument("--params", default="params.yaml", help="the params file it is a delta over")
+    profile.add_argument("--experiment", default=None, help="experiment name (default: the profile's)")
+    profile.add_argument("--run", action="store_true", help="run the experiment (default: print the command)")
+    profile.set_defaults(handler=_profile)
+
+    prepare = commands.add_parser(
+        "prepare",
+        help="raw inputs -> uint8 arrays + manifests + quarantine tables, outside the pipeline",
+        description="Prepare data as the pipeline's prepare stage does, with params.yaml's sizes, splits and "
+        "sources, into a folder of your own: per task and domain, OUT/<task>/<domain>/images.npy (uint8, "
+        "memory-mappable), manifest.csv (one row per image) and quarantine.csv (file, reason), plus "
+        "OUT/<task>/summary.json and samples.png. Inputs that cannot be used are quarantined with the reason, "
+        "never dropped. --synthetic/--real FORMAT:PATH try another source (formats: unityeyes, mpiigaze, "
+        "gaze_h5, nyu, folder). The pipeline's own prepared data is `dvc repro prepare@<task>`; OUT may not "
+        "be inside artifacts/, which DVC owns.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    prepare.add_argument("--out", required=True, help="output root (not inside artifacts/)")
     prepare.add_argument("--task", default="all", choices=["gaze", "hand", "all"], help="which task")
-    prepare.add_argument("--data", default="data", help="raw data root")
-    prepare.add_argument("--out", default="artifacts/prepared", help="output root")
+    prepare.add_argument("--params", default="params.yaml", help="the params file (sizes, splits, sources)")
     prepare.add_argument("--synthetic", default=None, metavar="FORMAT:PATH", help="override the synthetic source")
     prepare.add_argument("--real", default=None, metavar="FORMAT:PATH", help="override the real source")
-    prepare.add_argument("--hand-size", type=int, default=224, help="side of the prepared hand crops (paper: 224)")
-    prepare.add_argument("--test-persons", default="p00,p01,p02",
-                         help="real-eye persons held out as the labelled test split (never shown to the refiner)")
-    prepare.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    prepare.add_argument("--workers", type=int, default=None, help="processes (default: params.yaml's, 0 = all cores)")
     prepare.add_argument("--quiet", action="store_true", help="no progress bar")
     prepare.set_defaults(handler=_prepare)
 
@@ -303,7 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
         "wrong size are listed in OUTPUT/quarantine.csv with the reason.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    refine.add_argument("--checkpoint", required=True, help="checkpoint written by training (e.g. artifacts/demo/checkpoint.pt)")
+    refine.add_argument(
+        "--checkpoint", required=True, help="checkpoint written by training (e.g. artifacts/train/gaze/checkpoint.pt)"
+    )
     refine.add_argument("input", help=".npy file or folder of images")
     refine.add_argument("output", help=".npy file or folder")
     refine.add_argument("--batch-size", type=int, default=1024, help="images per forward pass")
@@ -329,12 +319,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     from simgan.training.checkpoint import CheckpointError
 
     try:
         return args.handler(args)
-    except (CheckpointError, ValueError, TypeError, FileNotFoundError) as error:
+    except (CheckpointError, ValueError, TypeError, FileNotFoundError) as error:  # ConfigError is a ValueError
         if args.verbose:
             raise
         print(f"simgan {args.command}: {error}", file=sys.stderr)

@@ -1,157 +1,221 @@
-"""Typed, frozen models of params.yaml and the one strict loader.
+"""params.yaml: its sections, and the one strict loader that checks every value before any stage runs.
 
 One section per stage, keyed by task (`train.gaze.adversarial_rounds`): the section name is the stage
-name, the module in simgan/stages/ and the field here, so DVC's `params: [train.${item}]` names
-exactly what a stage reads. Unknown, missing or mistyped keys fail with the dotted key.
+name and the module in simgan/stages/, so DVC's `params: [train.${item}]` names exactly what a stage
+reads. Settings that are not a stage's own (device, threads) sit in the `runtime` section, which the
+stages that read it declare in dvc.yaml.
 
-The architecture and the first two phases of Algorithm 1 live in `pretrain`; the adversarial rounds
-in `train`, so that changing the number of rounds re-runs train and what follows, not pretraining.
+Each knob is declared once. Where the library has a config for it, the section *is* that config's
+fields — their types, bounds, meanings and paper defaults come from the library declaration
+(`simgan.schema`), and a value left out takes the library's default:
+
+    pretrain.<task>              TrainConfig's pretraining fields (simgan.training.refiner), plus
+      .refiner                   RefinerConfig fields over the task's paper refiner (simgan.nn.refiner)
+      .discriminator             DiscriminatorConfig fields over the task's paper discriminator
+    train.<task>                 TrainConfig's adversarial-round fields (T, K_g, K_d, cadence)
+    estimate.<task>.model        the task's estimator config fields (simgan.nn.estimators)
+    estimate.<task>.training     EstimatorTrainConfig fields (simgan.training.estimator)
+
+`input_size` of every network is `prepare.<task>.image_size`. The architecture and the first two phases
+of Algorithm 1 live in `pretrain` and the adversarial rounds in `train`, so that changing the number of
+rounds re-runs train and what follows, not pretraining.
+
+Unknown, missing, mistyped or out-of-range values, a duplicated YAML key, and combinations that cannot
+work (an image size the discriminator cannot take, fractions that leave nothing to train on) are
+refused by `load_params`, each named by its dotted key.
 """
 
 from __future__ import annotations
 
+import copy
+from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
-from simgan.nn.discriminator import DISCRIMINATOR_PRESETS, DiscriminatorConfig
+from simgan.nn.discriminator import DiscriminatorConfig
 from simgan.nn.estimators import GazeEstimatorConfig, HourglassConfig
-from simgan.nn.refiner import REFINER_PRESETS, RefinerConfig
+from simgan.nn.refiner import RefinerConfig
+from simgan.schema import Tuple, problems
+from simgan.tasks import TASKS
 from simgan.training.estimator import EstimatorTrainConfig
 from simgan.training.refiner import TrainConfig
 
-Task = Literal["gaze", "hand"]
+FORMATS = ("unityeyes", "mpiigaze", "gaze_h5", "nyu", "folder")
+ROUND_FIELDS = (
+    "adversarial_rounds",
+    "refiner_steps_per_round",
+    "discriminator_steps_per_round",
+    "checkpoint_every_steps",
+    "log_every_steps",
+)
+"""TrainConfig fields of the `train` section; the other TrainConfig fields are `pretrain`'s."""
+
+STRICT = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class ConfigError(ValueError):
-    """params.yaml does not match the models below; the message names the dotted key."""
+    """params.yaml does not match the sections below; the message names the dotted key."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+class _Section(BaseModel):
+    model_config = STRICT
 
 
-class PrepareParams(_Strict):
+def fields_of(
+    cls,
+    name: str,
+    *,
+    include: tuple[str, ...] | None = None,
+    exclude: tuple[str, ...] = (),
+    base: type[BaseModel] = _Section,
+    **extra,
+) -> type[BaseModel]:
+    """A section model whose fields are the library config `cls`'s own declarations (type, bounds, meaning,
+    default): the knob is declared once, in the library, and validated by the same declaration here."""
+    chosen = {
+        key: (info.annotation, copy.copy(info))
+        for key, info in cls.__pydantic_fields__.items()
+        if (include is None or key in include) and key not in exclude
+    }
+    return create_model(name, __base__=base, **chosen, **extra)
+
+
+# ------------------------------------------------------------------------------------------ sections
+class Runtime(_Section):
+    """Where and how the stages compute; not a hyperparameter (results do not depend on it beyond
+    floating-point rounding)."""
+
+    device: Annotated[
+        str,
+        Field(
+            pattern=r"^(auto|cpu|cuda(:\d+)?)$",
+            description="'auto' (CUDA if present, else the CPU), 'cpu', 'cuda' or 'cuda:N'",
+        ),
+    ] = "auto"
+    threads: Annotated[
+        int, Field(ge=0, description="torch intra-op threads per stage process; 0 = torch's default (one per core)")
+    ] = 0
+
+
+class PrepareParams(_Section):
     """Raw data -> prepared arrays (simgan.data.prepare)."""
 
-    synthetic_format: str = Field(description="reader of the synthetic domain: unityeyes, gaze_h5, nyu, folder")
-    synthetic_path: str = Field(description="its path, relative to the repository root")
-    real_format: str = Field(description="reader of the real domain: mpiigaze, gaze_h5, nyu, folder")
-    real_path: str
-    image_size: list[int] = Field(description="(height, width) of the prepared images, pixels", min_length=2, max_length=2)
+    synthetic_format: Literal[FORMATS] = Field(description="reader of the synthetic domain")
+    synthetic_path: str = Field(min_length=1, description="its path, relative to the repository root")
+    real_format: Literal[FORMATS] = Field(description="reader of the real domain")
+    real_path: str = Field(min_length=1, description="its path, relative to the repository root")
+    image_size: Annotated[tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]], Tuple] = Field(
+        description="(height, width) of the prepared images, pixels"
+    )
     val_fraction: float = Field(ge=0, lt=1, description="synthetic rows held out for validation")
-    test_fraction: float = Field(ge=0, lt=1, description="real rows held out as labelled test when there are no persons")
-    test_persons: list[str] = Field(description="real persons held out as labelled test; never shown to the refiner")
+    test_fraction: float = Field(
+        ge=0, lt=1, description="real rows held out as labelled test when there are no persons"
+    )
+    test_persons: list[str] = Field(
+        description="real persons held out as labelled test; never shown to the "
+        "refiner; each must exist in the real data"
+    )
     workers: int = Field(ge=0, description="reader processes; 0 = every core")
 
-
-class PretrainParams(_Strict):
-    """The networks and Algorithm 1's pretraining phases (simgan.training.refiner.TrainConfig)."""
-
-    refiner_preset: Literal["eyes", "hands"]
-    refiner_width: int = Field(ge=1, description="feature maps of the refiner's convs (paper: 64)")
-    refiner_blocks: int = Field(ge=0, description="ResNet blocks (paper: 4 eyes, 10 hands)")
-    refiner_preserve_background: bool = Field(
-        description="depth maps: background pixels (0) pass through unrefined (simgan.nn.refiner.RefinerConfig)")
-    discriminator_preset: Literal["eyes", "hands"]
-    discriminator_head: Literal["local", "global"] = Field(
-        description="local: the paper's per-patch logits; global: one fully connected logit (the §3.3 ablation)")
-    batch_size: int = Field(ge=2)
-    optimizer: Literal["sgd", "adam"]
-    lr: float = Field(gt=0)
-    momentum: float = Field(ge=0)
-    self_reg_weight: float = Field(ge=0, description="λ, on the scale of self_reg_reduction (simgan.losses)")
-    self_reg_feature: Literal["identity", "channel_mean", "gradients"]
-    self_reg_reduction: Literal["sum", "mean"]
-    adversarial_reduction: Literal["sum", "mean"]
-    history_capacity: int = Field(ge=1, description="B, refined images kept for the discriminator")
-    use_history: bool
-    refiner_pretrain_steps: int = Field(ge=0)
-    discriminator_pretrain_steps: int = Field(ge=0)
-    seed: int
-    device: str = Field(description="'auto' (cuda if available), 'cpu' or 'cuda[:N]'")
+    @model_validator(mode="after")
+    def _fractions(self):
+        if "nyu" in (self.synthetic_format, self.real_format) and self.image_size[0] != self.image_size[1]:
+            raise ValueError(f"image_size must be square for NYU crops; got {list(self.image_size)}")
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ValueError(
+                f"val_fraction + test_fraction must be < 1 (got {self.val_fraction} + "
+                f"{self.test_fraction}): nothing would be left to train on"
+            )
+        return self
 
 
-class TrainParams(_Strict):
-    """Algorithm 1's adversarial rounds."""
+RefinerOverrides = fields_of(RefinerConfig, "RefinerOverrides", exclude=("input_size",))
+DiscriminatorOverrides = fields_of(DiscriminatorConfig, "DiscriminatorOverrides", exclude=("input_size",))
+PretrainParams = fields_of(
+    TrainConfig,
+    "PretrainParams",
+    exclude=ROUND_FIELDS,
+    refiner=(RefinerOverrides, Field(default_factory=RefinerOverrides, description="over the task's paper refiner")),
+    discriminator=(
+        DiscriminatorOverrides,
+        Field(default_factory=DiscriminatorOverrides, description="over the task's paper discriminator"),
+    ),
+)
+TrainParams = fields_of(TrainConfig, "TrainParams", include=ROUND_FIELDS)
+EstimatorTraining = fields_of(EstimatorTrainConfig, "EstimatorTraining")
 
-    adversarial_rounds: int = Field(ge=0, description="T")
-    refiner_steps_per_round: int = Field(ge=1, description="K_g")
-    discriminator_steps_per_round: int = Field(ge=1, description="K_d")
-    checkpoint_every_steps: int = Field(ge=1)
-    log_every_steps: int = Field(ge=1)
 
-
-class RefineParams(_Strict):
+class RefineParams(_Section):
     """Refining the synthetic set with the trained refiner."""
 
     batch_size: int = Field(ge=1, description="images per forward pass")
 
 
-class PackageParams(_Strict):
+class PackageParams(_Section):
     """The refinement service of a task (service.py): baked into its bento as arguments by the package stage."""
 
-    max_image_pixels: int = Field(ge=1, description="uploads with more pixels (W·H, read from the header) are "
-                                  "refused before decoding: decompression bombs")
+    max_image_pixels: int = Field(
+        ge=1,
+        description="uploads with more pixels (W·H, read from the header) are "
+        "refused before decoding: decompression bombs",
+    )
     max_batch_size: int = Field(ge=1, description="images per refine_batch request, and per adaptive batch")
-    max_latency_ms: int = Field(ge=1, description="adaptive batching's latency budget, ms: BentoML sheds (503) a "
-                                "request it predicts would take longer")
+    max_latency_ms: int = Field(
+        ge=1,
+        description="adaptive batching's latency budget, ms: BentoML sheds (503) a "
+        "request it predicts would take longer",
+    )
     allowed_formats: list[Literal["PNG", "JPEG"]] = Field(min_length=1, description="upload formats /refine accepts")
     allowed_modes: list[Literal["1", "L", "LA", "P", "RGB", "RGBA", "I;16", "I", "F", "CMYK", "YCbCr"]] = Field(
-        min_length=1, description="PIL modes /refine accepts; each is converted to 8-bit grey")
+        min_length=1, description="PIL modes /refine accepts; each is converted to 8-bit grey"
+    )
     workers: int = Field(ge=1, description="server processes, each refining one request at a time")
     torch_threads: int = Field(ge=1, description="torch intra-op threads per worker")
 
 
-class _EstimateCommon(_Strict):
-    """Training the task's estimator on each training set (simgan.training.estimator.EstimatorTrainConfig)."""
+class _EstimateBase(_Section):
+    """The task's estimator trained on each training set, same seed and schedule (simgan.training.estimator)."""
 
     train_on: list[Literal["synthetic", "refined"]] = Field(
-        min_length=1, description="training sets; each gets its own estimator, same seed and schedule")
-    train_images: int = Field(ge=0, description="training images per estimator (a random subset, the same for every "
-                              "training set); 0 = all")
-    larger_variant_factor: int = Field(ge=0, description="also train on this many times train_images (paper: 4× "
-                                       "gaze, 3× hand); 0 = off")
-    steps: int = Field(ge=1)
-    batch_size: int = Field(ge=1, description="paper: 512")
-    optimizer: Literal["sgd", "adam"]
-    lr: float = Field(gt=0, description="paper: a constant 0.001")
-    momentum: float = Field(ge=0)
-    weight_decay: float = Field(ge=0)
-    seed: int
-    device: str = Field(description="'auto' (cuda if available), 'cpu' or 'cuda[:N]'")
-    log_every_steps: int = Field(ge=1)
-    checkpoint_every_steps: int = Field(ge=1)
+        min_length=1, description="training sets; each gets its own estimator, same seed and schedule"
+    )
+    train_images: int = Field(
+        ge=0, description="training images per estimator (a random subset, the same for every training set); 0 = all"
+    )
+    larger_variant_factor: int = Field(
+        ge=0, description="also train on this many times train_images (paper: 4× gaze, 3× hand); 0 = off"
+    )
+    training: EstimatorTraining = Field(default_factory=EstimatorTraining)
+
+    @model_validator(mode="after")
+    def _variant(self):
+        if self.larger_variant_factor > 0 and self.train_images == 0:
+            raise ValueError(
+                "larger_variant_factor needs train_images > 0 (the larger set is that many times train_images)"
+            )
+        return self
 
 
-class GazeEstimateParams(_EstimateCommon):
-    widths: list[int] = Field(min_length=5, max_length=5, description="maps of the five convs (paper: 32 32 64 80 192)")
-    hidden: int = Field(ge=1, description="units of the hidden fully connected layer (paper: 1000)")
+ESTIMATE_SECTIONS = {
+    "gaze": fields_of(GazeEstimatorConfig, "GazeModel", exclude=("input_size",)),
+    "hand": fields_of(HourglassConfig, "HourglassModel", exclude=("input_size",)),
+}
+GazeEstimateParams = create_model(
+    "GazeEstimateParams",
+    __base__=_EstimateBase,
+    model=(ESTIMATE_SECTIONS["gaze"], Field(default_factory=ESTIMATE_SECTIONS["gaze"])),
+)
+HandEstimateParams = create_model(
+    "HandEstimateParams",
+    __base__=_EstimateBase,
+    model=(ESTIMATE_SECTIONS["hand"], Field(default_factory=ESTIMATE_SECTIONS["hand"])),
+)
 
 
-class HandEstimateParams(_EstimateCommon):
-    width: int = Field(ge=1, description="feature maps of the hourglass (Newell et al.: 256)")
-    depth: int = Field(ge=1, description="down-sampling levels per hourglass (Newell et al.: 4)")
-    num_stacks: int = Field(ge=1, description="hourglass blocks (paper: 2)")
-    heatmap_size: list[int] = Field(min_length=2, max_length=2, description="(h, w) of the heatmaps (paper: 64×64)")
-    heatmap_sigma_px: float = Field(gt=0, description="target Gaussian width, heatmap pixels (Newell et al.: 1)")
-    augment: bool
-    rotation_deg: float = Field(ge=0, description="paper: random rotations within ±20°")
-    crop_shift_fraction: float = Field(ge=0, lt=1)
-    crop_scale_fraction: float = Field(ge=0, lt=1)
-
-
-class EstimateSection(_Strict):
-    gaze: GazeEstimateParams
-    hand: HandEstimateParams
-
-    def __getitem__(self, task: str) -> GazeEstimateParams | HandEstimateParams:
-        return getattr(self, task)
-
-
-class EvaluateParams(_Strict):
+class EvaluateParams(_Section):
     """Evaluation on the real test split, annotation preservation and realism (simgan.evaluation)."""
 
     realism_images: int = Field(ge=20, description="images per side of the classifier two-sample test (at most)")
@@ -161,73 +225,144 @@ class EvaluateParams(_Strict):
     batch_size: int = Field(ge=1, description="images per forward pass when estimating")
 
 
-class Params(_Strict):
-    prepare: dict[Task, PrepareParams]
-    pretrain: dict[Task, PretrainParams]
-    train: dict[Task, TrainParams]
-    refine: dict[Task, RefineParams]
-    package: dict[Task, PackageParams]
-    estimate: EstimateSection
-    evaluate: dict[Task, EvaluateParams]
+S = TypeVar("S")
+G = TypeVar("G")
+H = TypeVar("H")
+
+
+class PerTask(_Section, Generic[G, H]):
+    """One entry per task, both required."""
+
+    gaze: G
+    hand: H
+
+    def __getitem__(self, task: str):
+        if task not in TASKS:
+            raise KeyError(f"unknown task {task!r}; expected one of {sorted(TASKS)}")
+        return getattr(self, task)
+
+
+class Params(_Section):
+    runtime: Runtime = Field(default_factory=Runtime)
+    prepare: PerTask[PrepareParams, PrepareParams]
+    pretrain: PerTask[PretrainParams, PretrainParams]
+    train: PerTask[TrainParams, TrainParams]
+    refine: PerTask[RefineParams, RefineParams]
+    package: PerTask[PackageParams, PackageParams]
+    estimate: PerTask[GazeEstimateParams, HandEstimateParams]
+    evaluate: PerTask[EvaluateParams, EvaluateParams]
+
+    # ---------------------------------------------------------------- the library configs, built from params
+    def image_size(self, task: str) -> tuple[int, int]:
+        return tuple(self.prepare[task].image_size)
+
+    def refiner_config(self, task: str) -> RefinerConfig:
+        """The task's paper refiner with this profile's overrides, at the prepared image size."""
+        overrides = self.pretrain[task].refiner.model_dump(exclude_unset=True)
+        return RefinerConfig(**{**TASKS[task].refiner.to_dict(), **overrides, "input_size": self.image_size(task)})
+
+    def discriminator_config(self, task: str) -> DiscriminatorConfig:
+        overrides = self.pretrain[task].discriminator.model_dump(exclude_unset=True)
+        return DiscriminatorConfig(
+            **{**TASKS[task].discriminator.to_dict(), **overrides, "input_size": self.image_size(task)}
+        )
+
+    def train_config(self, task: str, *, with_rounds: bool = True) -> TrainConfig:
+        """Algorithm 1's config; without rounds (the pretrain stage) the schedule stops after pretraining."""
+        pretrain = self.pretrain[task].model_dump(exclude={"refiner", "discriminator"}, exclude_unset=True)
+        rounds = self.train[task].model_dump(exclude_unset=True) if with_rounds else {"adversarial_rounds": 0}
+        return TrainConfig(**pretrain, **rounds)
+
+    def estimator_config(self, task: str) -> GazeEstimatorConfig | HourglassConfig:
+        model = self.estimate[task].model.model_dump(exclude_unset=True)
+        return TASKS[task].estimation.config_class(**model, input_size=self.image_size(task))
+
+    def estimator_train_config(self, task: str) -> EstimatorTrainConfig:
+        return EstimatorTrainConfig(**self.estimate[task].training.model_dump(exclude_unset=True))
+
+    def training_sets(self, task: str) -> dict[str, tuple[str, int]]:
+        """{name: (source, images)} the estimate stage trains on: `synthetic`, `refined` and, with
+        larger_variant_factor k, `synthetic_kx`-style sets of k × train_images (0 images = all)."""
+        section = self.estimate[task]
+        sets = {name: (name, section.train_images) for name in section.train_on}
+        if section.larger_variant_factor > 0:
+            factor = section.larger_variant_factor
+            sets |= {f"{name}_{factor}x": (name, section.train_images * factor) for name in section.train_on}
+        return sets
+
+    def check(self) -> list[str]:
+        """Build every library config of every task; the problems found, each with its dotted key."""
+        found = []
+        for task in TASKS:
+            builders = (
+                (f"pretrain.{task}.refiner", partial(self.refiner_config, task)),
+                (f"pretrain.{task}.discriminator", partial(self.discriminator_config, task)),
+                (f"pretrain.{task}", partial(self.train_config, task, with_rounds=False)),
+                (f"train.{task}", partial(self.train_config, task)),
+                (f"estimate.{task}.model", partial(self.estimator_config, task)),
+                (f"estimate.{task}.training", partial(self.estimator_train_config, task)),
+            )
+            failed = set()
+            for key, build in builders:
+                if key == f"train.{task}" and f"pretrain.{task}" in failed:
+                    continue  # the same TrainConfig problem, already named under pretrain
+                try:
+                    build()
+                except ValidationError as error:
+                    failed.add(key)
+                    found += [_blame_size(line, task) for line in problems(error, key)]
+            training = self.estimate[task].training
+            if training.augment and not TASKS[task].estimation.augments:
+                found.append(
+                    f"estimate.{task}.training.augment: {task} targets do not move with the pixels, so "
+                    "rotations and crops would corrupt the labels; set it to false"
+                )
+        return found
+
+
+def _blame_size(line: str, task: str) -> str:
+    """An image size a network cannot take is prepare.<task>.image_size's fault, not the network's."""
+    if "image size" in line:
+        return f"prepare.{task}.image_size (as {line.split(':', 1)[0]} sees it):{line.split(':', 1)[1]}"
+    return line
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (YAML itself keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"found the key {key!r} twice (first {seen[key]}, again {key_node.start_mark})",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: Path) -> Any:
+    try:
+        return yaml.load(path.read_text(), Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
-    """Read params.yaml once; every problem is reported with its dotted key."""
+    """Read params.yaml once; every problem is reported with its dotted key, none goes unchecked."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such params file")
+    raw = read_yaml(path)
     try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}") from None
-    try:
-        return Params.model_validate(raw)
+        params = Params.model_validate(raw)
     except ValidationError as error:
-        problems = [f"{'.'.join(str(part) for part in e['loc']) or '(top level)'}: {e['msg']}"
-                    + (f" (got {e['input']!r})" if e["type"] != "missing" and not isinstance(e["input"], dict) else "")
-                    for e in error.errors()]
-        raise ConfigError(f"{path}: " + "; ".join(problems)) from None
-
-
-def model_configs(params: PretrainParams, image_size: tuple[int, int]) -> tuple[RefinerConfig, DiscriminatorConfig]:
-    """The paper presets with this profile's width, blocks and image size."""
-    refiner = REFINER_PRESETS[params.refiner_preset].to_dict()
-    refiner.update(width=params.refiner_width, num_blocks=params.refiner_blocks, input_size=tuple(image_size),
-                   preserve_background=params.refiner_preserve_background)
-    discriminator = DISCRIMINATOR_PRESETS[params.discriminator_preset].to_dict()
-    discriminator.update(input_size=tuple(image_size), head=params.discriminator_head)
-    return RefinerConfig(**refiner), DiscriminatorConfig(**discriminator)
-
-
-def train_config(pretrain: PretrainParams, train: TrainParams | None) -> TrainConfig:
-    """One TrainConfig from both sections; without `train`, the schedule stops after pretraining."""
-    rounds = dict(adversarial_rounds=0, refiner_steps_per_round=2, discriminator_steps_per_round=1,
-                  checkpoint_every_steps=500, log_every_steps=10)
-    if train is not None:
-        rounds = train.model_dump()
-    fields = pretrain.model_dump(exclude={"refiner_preset", "refiner_width", "refiner_blocks",
-                                          "refiner_preserve_background", "discriminator_preset", "discriminator_head",
-                                          "device"})
-    return TrainConfig(**fields, **rounds)
-
-
-def estimator_config(task: str, params: Params) -> GazeEstimatorConfig | HourglassConfig:
-    """The task's estimator shape at the prepared image size."""
-    image_size = tuple(params.prepare[task].image_size)
-    section = params.estimate[task]
-    if task == "gaze":
-        return GazeEstimatorConfig(input_size=image_size, widths=tuple(section.widths), hidden=section.hidden)
-    return HourglassConfig(input_size=image_size, width=section.width, depth=section.depth,
-                           num_stacks=section.num_stacks, heatmap_size=tuple(section.heatmap_size))
-
-
-def estimator_train_config(task: str, params: Params) -> EstimatorTrainConfig:
-    section = params.estimate[task]
-    fields = section.model_dump(include={"steps", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "seed",
-                                         "log_every_steps", "checkpoint_every_steps"})
-    if task == "hand":
-        fields.update(section.model_dump(include={"augment", "rotation_deg", "crop_shift_fraction",
-                                                  "crop_scale_fraction", "heatmap_sigma_px"}))
-    else:
-        fields["augment"] = False  # the paper trains the gaze CNN without augmentation
-    return EstimatorTrainConfig(**fields)
+        raise ConfigError(f"{path}: " + "; ".join(problems(error))) from None
+    found = params.check()
+    if found:
+        raise ConfigError(f"{path}: " + "; ".join(found))
+    return params

@@ -49,7 +49,9 @@ class HistoryBuffer:
         """
         count = refined.shape[0]
         if tuple(refined.shape[1:]) != tuple(self.images.shape[1:]):
-            raise ValueError(f"history stores images of shape {tuple(self.images.shape[1:])}; got {tuple(refined.shape[1:])}")
+            raise ValueError(
+                f"history stores images of shape {tuple(self.images.shape[1:])}; got {tuple(refined.shape[1:])}"
+            )
         if count > self.capacity:
             raise ValueError(f"cannot push {count} images into a history of capacity {self.capacity}")
         free = self.capacity - self.size
@@ -67,7 +69,8 @@ class HistoryBuffer:
     def load_state_dict(self, state: dict) -> None:
         if state["capacity"] != self.capacity or tuple(state["images"].shape[1:]) != tuple(self.images.shape[1:]):
             raise ValueError(
-                f"history in checkpoint has capacity {state['capacity']} and images {tuple(state['images'].shape[1:])}; "
+                f"history in checkpoint has capacity {state['capacity']} and images "
+                f"{tuple(state['images'].shape[1:])}; "
                 f"this run expects capacity {self.capacity} and images {tuple(self.images.shape[1:])}"
             )
         self.size = int(state["size"])

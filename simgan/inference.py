@@ -42,12 +42,19 @@ class RefinerRunner:
     bf16: autocast to bfloat16 on CUDA (default on there; ignored on CPU).
     """
 
-    def __init__(self, refiner: Refiner, *, device: str | torch.device | None = None, batch_size: int = 1024,
-                 bf16: bool | None = None) -> None:
+    def __init__(
+        self,
+        refiner: Refiner,
+        *,
+        device: str | torch.device | None = None,
+        batch_size: int = 1024,
+        bf16: bool | None = None,
+    ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1; got {batch_size}")
-        self.device = torch.device(device) if device is not None else torch.device(
-            "cuda" if torch.cuda.is_available() else "cpu")
+        self.device = (
+            torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        )
         self.batch_size = batch_size
         self.bf16 = (self.device.type == "cuda") if bf16 is None else (bf16 and self.device.type == "cuda")
         self.refiner = refiner.eval().to(self.device, memory_format=torch.channels_last)

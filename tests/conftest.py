@@ -10,22 +10,30 @@ os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import pytest
+import torch
 
-from simgan.nn.discriminator import DISCRIMINATOR_PRESETS  # noqa: E402
-from simgan.nn.refiner import RefinerConfig  # noqa: E402
-from simgan.training.refiner import TrainConfig  # noqa: E402
+from simgan.nn.discriminator import DISCRIMINATOR_PRESETS
+from simgan.nn.refiner import RefinerConfig
+from simgan.training.refiner import TrainConfig
 
 # The paper's eyes discriminator (cheap at 35×55) with a narrow refiner: fast, same code paths.
 TINY_REFINER = RefinerConfig(width=8, num_blocks=1, input_size=(35, 55))
-EYES_DISCRIMINATOR = DISCRIMINATOR_PRESETS["eyes"]
+EYES_DISCRIMINATOR = DISCRIMINATOR_PRESETS["gaze"]
 
 
 def tiny_train_config(**overrides) -> TrainConfig:
-    values = dict(batch_size=8, refiner_pretrain_steps=3, discriminator_pretrain_steps=2, adversarial_rounds=4,
-                  history_capacity=16, log_every_steps=1, checkpoint_every_steps=1000, seed=0)
+    values = dict(
+        batch_size=8,
+        refiner_pretrain_steps=3,
+        discriminator_pretrain_steps=2,
+        adversarial_rounds=4,
+        history_capacity=16,
+        log_every_steps=1,
+        checkpoint_every_steps=1000,
+        seed=0,
+    )
     return TrainConfig(**{**values, **overrides})
 
 

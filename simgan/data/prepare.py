@@ -54,16 +54,16 @@ class Source:
     options: dict = field(default_factory=dict)
 
 
-def default_sources(task: str, data_root: Path, hand_size: int = 224) -> dict[str, Source]:
-    """The layout the embedded simulators write (ARCHITECTURE §1), which is also the published formats'."""
-    data_root = Path(data_root)
-    if task == "gaze":
-        return {"synthetic": Source("unityeyes", data_root / "gaze/synthetic", {"size": (35, 55)}),
-                "real": Source("mpiigaze", data_root / "gaze/real", {"size": (35, 55)})}
-    if task == "hand":
-        return {"synthetic": Source("nyu", data_root / "hand/synthetic", {"kind": "synthdepth", "size": hand_size}),
-                "real": Source("nyu", data_root / "hand/real", {"kind": "depth", "size": hand_size})}
-    raise DatasetError(f"unknown task {task!r}; expected 'gaze' or 'hand'")
+def source(fmt: str, path: str | Path, domain: str, size: tuple[int, int]) -> Source:
+    """One domain's reader at the prepared (height, width). NYU crops are square (one side) and read the
+    synthetic renders' `synthdepth` images, or the real frames' `depth` images."""
+    if fmt not in READERS:
+        raise DatasetError(f"unknown data format {fmt!r}; expected one of {sorted(READERS)}")
+    if fmt != "nyu":
+        return Source(fmt, Path(path), {"size": tuple(size)})
+    if size[0] != size[1]:
+        raise DatasetError(f"NYU crops are square; got image size {size[0]}×{size[1]}")
+    return Source(fmt, Path(path), {"size": size[0], "kind": "synthdepth" if domain == "synthetic" else "depth"})
 
 
 @dataclass
@@ -126,10 +126,19 @@ def stable_fraction(key: str) -> float:
 
 
 def assign_splits(samples: Sequence[Sample], domain: str, *, val_fraction: float, test_fraction: float,
-                  test_persons: Sequence[str]) -> list[str]:
+                  test_persons: Sequence[str], where: str = "") -> list[str]:
+    """Synthetic: train/val by id hash. Real: test persons (each must exist) or a hash of the id."""
     if domain == "synthetic":
         return ["val" if stable_fraction(s.id) < val_fraction else "train" for s in samples]
-    if test_persons and any(s.person for s in samples):
+    if test_persons:
+        persons = {s.person for s in samples if s.person}
+        if not persons:
+            raise DatasetError(f"test_persons {list(test_persons)} given, but {where or 'the real data'} has no "
+                               "person ids; leave test_persons empty to split by test_fraction")
+        missing = sorted(set(test_persons) - persons)
+        if missing:
+            raise DatasetError(f"test_persons {missing} not among the persons of {where or 'the real data'} "
+                               f"(found {len(persons)}: {', '.join(sorted(persons)[:8])}{'…' if len(persons) > 8 else ''})")
         test = set(test_persons)
         return ["test" if s.person in test else "refiner" for s in samples]
     return ["test" if stable_fraction(s.id) < test_fraction else "refiner" for s in samples]
@@ -191,7 +200,7 @@ def prepare_domain(source: Source, out: Path, domain: str, *, workers: int | Non
         raise DatasetError(f"{source.path}: the reader returned images of several sizes {sorted(shapes)}")
     images = np.stack([s.image for s in samples]).astype(np.uint8, copy=False)
     splits = assign_splits(samples, domain, val_fraction=val_fraction, test_fraction=test_fraction,
-                           test_persons=test_persons)
+                           test_persons=test_persons, where=str(source.path))
     manifest = build_manifest(samples, images, domain, splits, Path(source.path))
     if manifest["id"].duplicated().any():
         duplicate = manifest.loc[manifest["id"].duplicated(), "id"].iloc[0]
@@ -207,13 +216,10 @@ def _write_csv(path: Path, table: pd.DataFrame) -> None:
     atomic_write(path, lambda handle: handle.write(text.encode()))
 
 
-def prepare_task(task: str, data_root: Path, out_root: Path, *, sources: dict[str, Source] | None = None,
-                 workers: int | None = None, progress: bool = True, hand_size: int = 224,
-                 val_fraction: float = 0.1, test_fraction: float = 0.2,
-                 test_persons: Sequence[str] = ("p00", "p01", "p02"),
-                 log: Callable[[str], None] | None = None) -> dict[str, Prepared]:
+def prepare_task(task: str, out_root: Path, sources: dict[str, Source], *, workers: int | None = None,
+                 progress: bool = True, val_fraction: float = 0.1, test_fraction: float = 0.2,
+                 test_persons: Sequence[str] = (), log: Callable[[str], None] | None = None) -> dict[str, Prepared]:
     """Prepare both domains of `task`, write a summary and a grid of samples (synthetic row, real row)."""
-    sources = sources or default_sources(task, data_root, hand_size)
     out = Path(out_root) / task
     prepared = {}
     for domain in DOMAINS:

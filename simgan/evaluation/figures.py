@@ -19,8 +19,18 @@ from PIL import Image, ImageDraw, ImageFont
 from simgan.io import atomic_write
 
 # Tableau 10: distinct for most colour-blind readers too
-PALETTE = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
-           (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207))
+PALETTE = (
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
+)
 _SUPERSAMPLE = 2
 
 
@@ -83,8 +93,9 @@ def _colours(series: list) -> list[tuple[int, int, int]]:
     return colours
 
 
-def _dashed(draw: ImageDraw.ImageDraw, points: Sequence[tuple[float, float]], colour, width: int,
-            dash: float, gap: float) -> None:
+def _dashed(
+    draw: ImageDraw.ImageDraw, points: Sequence[tuple[float, float]], colour, width: int, dash: float, gap: float
+) -> None:
     """A polyline drawn as dashes of `dash` px separated by `gap` px, the pattern running across vertices."""
     phase = 0.0  # distance into the current dash + gap period
     for (x0, y0), (x1, y1) in itertools.pairwise(points):
@@ -95,15 +106,25 @@ def _dashed(draw: ImageDraw.ImageDraw, points: Sequence[tuple[float, float]], co
             run = min((dash - phase) if in_dash else (dash + gap - phase), length - position)
             if in_dash:
                 t0, t1 = position / length, (position + run) / length
-                draw.line([(x0 + (x1 - x0) * t0, y0 + (y1 - y0) * t0), (x0 + (x1 - x0) * t1, y0 + (y1 - y0) * t1)],
-                          fill=colour, width=width)
+                draw.line(
+                    [(x0 + (x1 - x0) * t0, y0 + (y1 - y0) * t0), (x0 + (x1 - x0) * t1, y0 + (y1 - y0) * t1)],
+                    fill=colour,
+                    width=width,
+                )
             position += run
             phase = (phase + run) % (dash + gap)
 
 
-def line_chart_png(curves: Mapping[str, pd.DataFrame | tuple], path: str | Path, *, x_label: str, y_label: str,
-                   title: str, reference: Mapping[str, tuple] | None = None,
-                   size_px: tuple[int, int] = (900, 540)) -> Path:
+def line_chart_png(
+    curves: Mapping[str, pd.DataFrame | tuple],
+    path: str | Path,
+    *,
+    x_label: str,
+    y_label: str,
+    title: str,
+    reference: Mapping[str, tuple] | None = None,
+    size_px: tuple[int, int] = (900, 540),
+) -> Path:
     """A line chart of `curves` (name -> DataFrame or (x, y)) with solid lines, and of `reference`
     (name -> (x, y), e.g. the paper's values) as dashed lines with diamond markers (markers alone for a
     single point); axes, ticks, grid, legend at the right; written atomically as PNG."""
@@ -128,8 +149,10 @@ def line_chart_png(curves: Mapping[str, pd.DataFrame | tuple], path: str | Path,
     x_min, x_max, y_min, y_max = x_ticks[0], x_ticks[-1], y_ticks[0], y_ticks[-1]
 
     colours = _colours(series)
-    legend_entries = [(name + (" (paper)" if is_reference and "paper" not in name.lower() else ""), i, is_reference)
-                      for i, (name, _, _, is_reference) in enumerate(series)]
+    legend_entries = [
+        (name + (" (paper)" if is_reference and "paper" not in name.lower() else ""), i, is_reference)
+        for i, (name, _, _, is_reference) in enumerate(series)
+    ]
     legend_width = max(_text_size(draw, label, small)[0] for label, _, _ in legend_entries) + 50 * k
     left, right = 80 * k, width - legend_width - 30 * k
     top, bottom = 50 * k, height - 65 * k
@@ -137,8 +160,10 @@ def line_chart_png(curves: Mapping[str, pd.DataFrame | tuple], path: str | Path,
         raise ValueError("the legend leaves no room for the plot; shorten the curve names or widen size_px")
 
     def to_px(x, y):
-        return (left + (x - x_min) / (x_max - x_min) * (right - left),
-                bottom - (y - y_min) / (y_max - y_min) * (bottom - top))
+        return (
+            left + (x - x_min) / (x_max - x_min) * (right - left),
+            bottom - (y - y_min) / (y_max - y_min) * (bottom - top),
+        )
 
     # grid, ticks and tick labels
     for value in x_ticks:
@@ -169,7 +194,7 @@ def line_chart_png(curves: Mapping[str, pd.DataFrame | tuple], path: str | Path,
     image.paste(label_image, (12 * k, int((top + bottom) / 2 - label_image.height / 2)))
 
     # the curves (the ticks cover every point, so nothing leaves the box)
-    for i, (name, x, y, is_reference) in enumerate(series):
+    for i, (_name, x, y, is_reference) in enumerate(series):
         colour = colours[i]
         keep = np.isfinite(x) & np.isfinite(y)
         points = [to_px(a, b) for a, b in zip(x[keep], y[keep])]
@@ -194,8 +219,10 @@ def line_chart_png(curves: Mapping[str, pd.DataFrame | tuple], path: str | Path,
         if is_reference:
             _dashed(draw, [(x0, mid), (x0 + 30 * k, mid)], colour, 2 * k, 9 * k, 6 * k)
             r = 5 * k
-            draw.polygon([(x0 + 15 * k, mid - r), (x0 + 15 * k + r, mid), (x0 + 15 * k, mid + r),
-                          (x0 + 15 * k - r, mid)], fill=colour)
+            draw.polygon(
+                [(x0 + 15 * k, mid - r), (x0 + 15 * k + r, mid), (x0 + 15 * k, mid + r), (x0 + 15 * k - r, mid)],
+                fill=colour,
+            )
         else:
             draw.line([(x0, mid), (x0 + 30 * k, mid)], fill=colour, width=3 * k)
         draw.text((x0 + 38 * k, mid - h / 2 - 3 * k), label, fill="black", font=small)

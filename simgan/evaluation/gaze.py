@@ -46,5 +46,9 @@ def gaze_metrics(errors: np.ndarray) -> dict:
     """Mean / median angular error (degrees), % within 7°, image count: plain Python numbers for JSON."""
     errors = np.asarray(errors, dtype=np.float64).ravel()
     within = percent_within(errors, np.array([WITHIN_DEG]))[0]  # also rejects empty / NaN input
-    return {"mean_error_deg": float(errors.mean()), "median_error_deg": float(np.median(errors)),
-            "within_7deg_pct": float(within), "n_images": int(errors.size)}
+    return {
+        "mean_error_deg": float(errors.mean()),
+        "median_error_deg": float(np.median(errors)),
+        "within_7deg_pct": float(within),
+        "n_images": int(errors.size),
+    }

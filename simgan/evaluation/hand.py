@@ -47,5 +47,9 @@ def hand_metrics(errors: np.ndarray) -> dict:
     if errors.ndim != 2:
         raise ValueError(f"expected (N images, J joints) errors; got shape {errors.shape}")
     within = percent_within(errors, np.array([WITHIN_PX]))[0]
-    return {"mean_error_px": float(errors.mean()), "within_5px_pct": float(within),
-            "n_images": int(errors.shape[0]), "n_joints": int(errors.shape[1])}
+    return {
+        "mean_error_px": float(errors.mean()),
+        "within_5px_pct": float(within),
+        "n_images": int(errors.shape[0]),
+        "n_joints": int(errors.shape[1]),
+    }

@@ -59,8 +59,9 @@ def _locate(image: np.ndarray, near: np.ndarray | None) -> np.ndarray:
     smooth = ndimage.gaussian_filter(image, _SMOOTH_PX * scale, mode="nearest")
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
     if near is None:
-        search = ((np.abs(xs - (width - 1) / 2) <= _SEARCH_BOX_FRACTION * width)
-                  & (np.abs(ys - (height - 1) / 2) <= _SEARCH_BOX_FRACTION * height))
+        search = (np.abs(xs - (width - 1) / 2) <= _SEARCH_BOX_FRACTION * width) & (
+            np.abs(ys - (height - 1) / 2) <= _SEARCH_BOX_FRACTION * height
+        )
     else:
         search = (xs - near[0]) ** 2 + (ys - near[1]) ** 2 <= (_NEAR_FRACTION * width) ** 2
         if not search.any():  # `near` outside the image: fall back to the nearest pixel
@@ -94,19 +95,27 @@ def pupil_shift(synthetic: np.ndarray, refined: np.ndarray, eye_width_px: float 
     `eye_width_px` (the paper's 35×55 eyes: 55): mean, std (population), median, max, n_images."""
     synthetic, refined = _as_images(synthetic, "synthetic"), _as_images(refined, "refined")
     if synthetic.shape != refined.shape:
-        raise ValueError(f"synthetic and refined must be paired (same shape); "
-                         f"got {synthetic.shape} and {refined.shape}")
+        raise ValueError(
+            f"synthetic and refined must be paired (same shape); got {synthetic.shape} and {refined.shape}"
+        )
     if len(synthetic) == 0:
         raise ValueError("no images to compare")
     before = pupil_centres(synthetic)
     after = pupil_centres(refined, near=before)
     shift = np.linalg.norm(after - before, axis=1) * (eye_width_px / synthetic.shape[2])
-    return {"mean_px": float(shift.mean()), "std_px": float(shift.std()), "median_px": float(np.median(shift)),
-            "max_px": float(shift.max()), "n_images": len(shift), "eye_width_px": float(eye_width_px)}
+    return {
+        "mean_px": float(shift.mean()),
+        "std_px": float(shift.std()),
+        "median_px": float(np.median(shift)),
+        "max_px": float(shift.max()),
+        "n_images": len(shift),
+        "eye_width_px": float(eye_width_px),
+    }
 
 
-def hand_preservation(synthetic: np.ndarray, refined: np.ndarray, joints: np.ndarray, *,
-                      depth_range_mm: float = 300.0) -> dict:
+def hand_preservation(
+    synthetic: np.ndarray, refined: np.ndarray, joints: np.ndarray, *, depth_range_mm: float = 300.0
+) -> dict:
     """How refinement changes a hand depth map where the labels are, mean ± std (population):
 
     - depth at the joints: |refined − synthetic| at each joint's pixel (rounded (x, y) of `joints`,
@@ -120,8 +129,9 @@ def hand_preservation(synthetic: np.ndarray, refined: np.ndarray, joints: np.nda
     synthetic, refined = _as_images(synthetic, "synthetic"), _as_images(refined, "refined")
     joints = np.asarray(joints, dtype=np.float64)
     if synthetic.shape != refined.shape:
-        raise ValueError(f"synthetic and refined must be paired (same shape); "
-                         f"got {synthetic.shape} and {refined.shape}")
+        raise ValueError(
+            f"synthetic and refined must be paired (same shape); got {synthetic.shape} and {refined.shape}"
+        )
     if joints.ndim != 3 or joints.shape[0] != len(synthetic) or joints.shape[2] != 2:
         raise ValueError(f"joints: expected ({len(synthetic)}, J, 2) (x, y) pixels; got shape {joints.shape}")
     n, height, width = synthetic.shape
@@ -151,10 +161,14 @@ def hand_preservation(synthetic: np.ndarray, refined: np.ndarray, joints: np.nda
         return float(reduce(values)) if values.size else None  # None, not NaN: valid JSON
 
     return {
-        "joint_depth_grey_mean": stat(grey, np.mean), "joint_depth_grey_std": stat(grey, np.std),
+        "joint_depth_grey_mean": stat(grey, np.mean),
+        "joint_depth_grey_std": stat(grey, np.std),
         "joint_depth_mm_mean": stat(grey * mm_per_grey, np.mean),
         "joint_depth_mm_std": stat(grey * mm_per_grey, np.std),
-        "silhouette_shift_px_mean": stat(shift, np.mean), "silhouette_shift_px_std": stat(shift, np.std),
-        "n_images": int(n), "n_joints_on_hand": int(on_hand.sum()), "n_images_empty": int(n - both.sum()),
+        "silhouette_shift_px_mean": stat(shift, np.mean),
+        "silhouette_shift_px_std": stat(shift, np.std),
+        "n_images": int(n),
+        "n_joints_on_hand": int(on_hand.sum()),
+        "n_images_empty": int(n - both.sum()),
         "depth_range_mm": float(depth_range_mm),
     }

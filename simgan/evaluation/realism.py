@@ -47,9 +47,12 @@ class _Classifier(nn.Module):
     def __init__(self, width: int = 8) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(1, width, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(2 * width, 4 * width, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(1, width, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(2 * width, 4 * width, 3, stride=2, padding=1),
+            nn.ReLU(),
         )
         self.head = nn.Linear(4 * width, 1)
 
@@ -65,8 +68,17 @@ def _to_tensor(images: np.ndarray, factor: int) -> torch.Tensor:
     return x
 
 
-def two_sample_test(a: np.ndarray, b: np.ndarray, *, seed: int = 0, train_fraction: float = 0.5, steps: int = 300,
-                    batch_size: int = 64, device: str = "cpu", num_threads: int | None = 1) -> dict:
+def two_sample_test(
+    a: np.ndarray,
+    b: np.ndarray,
+    *,
+    seed: int = 0,
+    train_fraction: float = 0.5,
+    steps: int = 300,
+    batch_size: int = 64,
+    device: str = "cpu",
+    num_threads: int | None = 1,
+) -> dict:
     """Classifier two-sample test of uint8 (N, H, W) sets a and b (same H, W).
 
     Both sets are cut to the smaller size (random subset of the larger), each split `train_fraction`
@@ -84,8 +96,10 @@ def two_sample_test(a: np.ndarray, b: np.ndarray, *, seed: int = 0, train_fracti
     n = min(len(a), len(b))
     n_train = round(n * train_fraction)
     if n_train < 1 or n - n_train < 1:
-        raise ValueError(f"need at least one training and one held-out image per set; got {len(a)} and {len(b)} "
-                         f"images with train_fraction {train_fraction}")
+        raise ValueError(
+            f"need at least one training and one held-out image per set; got {len(a)} and {len(b)} "
+            f"images with train_fraction {train_fraction}"
+        )
     rng = np.random.default_rng(seed)
     a = a[np.sort(rng.permutation(len(a))[:n])]  # random subset, random split
     b = b[np.sort(rng.permutation(len(b))[:n])]
@@ -104,14 +118,27 @@ def two_sample_test(a: np.ndarray, b: np.ndarray, *, seed: int = 0, train_fracti
     finally:
         torch.set_num_threads(threads)
     n_test = len(y_test)
-    return {"accuracy": n_correct / n_test, "n_test": n_test, "n_correct": n_correct,
-            "p_value": float(binomtest(n_correct, n_test, 0.5).pvalue),
-            "p_value_greater": float(binomtest(n_correct, n_test, 0.5, alternative="greater").pvalue),
-            "n_train": int(2 * n_train), "input_size_px": list(x_test.shape[2:])}
+    return {
+        "accuracy": n_correct / n_test,
+        "n_test": n_test,
+        "n_correct": n_correct,
+        "p_value": float(binomtest(n_correct, n_test, 0.5).pvalue),
+        "p_value_greater": float(binomtest(n_correct, n_test, 0.5, alternative="greater").pvalue),
+        "n_train": int(2 * n_train),
+        "input_size_px": list(x_test.shape[2:]),
+    }
 
 
-def _train_and_score(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor,
-                     seed: int, steps: int, batch_size: int, device: str) -> int:
+def _train_and_score(
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    x_test: torch.Tensor,
+    y_test: torch.Tensor,
+    seed: int,
+    steps: int,
+    batch_size: int,
+    device: str,
+) -> int:
     """Train a fresh classifier (seeded, global RNG untouched) and count its correct held-out answers."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -143,9 +170,16 @@ def _png_data_uri(image: np.ndarray, scale: int) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def visual_turing_test_html(real: np.ndarray, refined: np.ndarray, path: str | Path, *, n_pairs: int = 50,
-                            seed: int = 0, title: str = "Visual Turing test: real or refined?",
-                            scale: int | None = None) -> Path:
+def visual_turing_test_html(
+    real: np.ndarray,
+    refined: np.ndarray,
+    path: str | Path,
+    *,
+    n_pairs: int = 50,
+    seed: int = 0,
+    title: str = "Visual Turing test: real or refined?",
+    scale: int | None = None,
+) -> Path:
     """Write one self-contained HTML page (no network: images inline as base64 PNG, script and style
     inline) showing n_pairs real and n_pairs refined images (fewer if a set is smaller) in a seeded
     shuffled order, one at a time; the person answers "real" or "refined" (buttons or the R / F keys)
@@ -164,7 +198,8 @@ def visual_turing_test_html(real: np.ndarray, refined: np.ndarray, path: str | P
     scale = scale or max(1, round(220 / height))
     trials = [{"src": _png_data_uri(items[k][0], scale), "truth": items[k][1]} for k in order]
     page = _TURING_PAGE.replace("__TITLE__", html.escape(title)).replace(
-        "__TRIALS__", json.dumps(trials).replace("</", "<\\/"))
+        "__TRIALS__", json.dumps(trials).replace("</", "<\\/")
+    )
     path = Path(path)
     atomic_write(path, lambda handle: handle.write(page.encode("utf-8")))
     return path

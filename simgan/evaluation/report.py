@@ -1,4 +1,4 @@
-"""report.md + report.html: our numbers beside the paper's (shared/paper/NOTES.md), one section per task.
+"""report.md + report.html: our numbers beside the paper's (from its tables and text), one section per task.
 
 `results` is what the evaluate stage collected (every key optional; missing ones show as "—"):
 
@@ -34,8 +34,10 @@ PAPER = {
         # pupil centre shift synthetic -> refined, 100 hand-labelled eyes, eye width 55 px (text)
         "pupil_shift_px": {"mean": 1.1, "std": 0.8, "n_images": 100, "eye_width_px": 55},
         # human subjects: correct answers (text); p = 0.148 is the one-sided binomial P(X >= 517)
-        "visual_turing_test": {"real_vs_refined": {"n_correct": 517, "n_trials": 1000, "p_value": 0.148},
-                               "real_vs_synthetic": {"n_correct": 162, "n_trials": 200}},
+        "visual_turing_test": {
+            "real_vs_refined": {"n_correct": 517, "n_trials": 1000, "p_value": 0.148},
+            "real_vs_synthetic": {"n_correct": 162, "n_trials": 200},
+        },
     },
     "hand": {
         # NYU, stacked hourglass: refined synthetic beats training on real images by 8.8 points at 5 px (text)
@@ -44,16 +46,18 @@ PAPER = {
     },
 }
 
-CAVEAT = ("Our numbers come from the embedded simulated default data (the simgan simulators' UnityEyes- and "
-          "MPIIGaze-format eyes and NYU-format hands) and the CPU demo profile; the paper's come from UnityEyes, "
-          "MPIIGaze and NYU with its full schedules. Compare directions and gaps, not absolute values.")
+CAVEAT = (
+    "Our numbers come from the embedded simulated default data (the simgan simulators' UnityEyes- and "
+    "MPIIGaze-format eyes and NYU-format hands) and the CPU demo profile; the paper's come from UnityEyes, "
+    "MPIIGaze and NYU with its full schedules. Compare directions and gaps, not absolute values."
+)
 
 
 def paper_reference_points(task: str) -> dict[str, tuple[list[float], list[float]]]:
     """The paper's curve points for `figures.line_chart_png(reference=...)`: gaze, % within 7° per estimator."""
-    if task == "gaze":
-        return {f"{name} (paper)": ([7.0], [value]) for name, value in PAPER["gaze"]["within_7deg_pct"].items()}
-    return {}  # the hand paper gives no absolute curve values, only a gain
+    # the hand paper gives no absolute curve values, only a gain: no points
+    at_7deg = PAPER.get(task, {}).get("within_7deg_pct", {})
+    return {f"{name} (paper)": ([7.0], [value]) for name, value in at_7deg.items()}
 
 
 # ------------------------------------------------------------------------------------ formatting
@@ -101,28 +105,72 @@ def _gaze_blocks(gaze: dict) -> list[tuple]:
         paper_only = [n for n in (*paper["within_7deg_pct"], *paper["mean_error_deg"]) if n not in estimators]
         for name, m in {**estimators, **dict.fromkeys(paper_only)}.items():  # the paper's rows we lack: ours "—"
             m = m or {}
-            rows.append([name, _number(m.get("mean_error_deg"), 2), _number(m.get("median_error_deg"), 2),
-                         _number(m.get("within_7deg_pct")), _number(m.get("n_images")),
-                         _number(paper["within_7deg_pct"].get(name)), _number(paper["mean_error_deg"].get(name))])
-        blocks += [("h3", "Gaze estimation on the real test split"),
-                   ("table", ["estimator (trained on)", "mean error (°)", "median error (°)", "within 7° (%)",
-                              "images", "paper: within 7° (%)", "paper: mean error (°)"], rows)]
+            rows.append(
+                [
+                    name,
+                    _number(m.get("mean_error_deg"), 2),
+                    _number(m.get("median_error_deg"), 2),
+                    _number(m.get("within_7deg_pct")),
+                    _number(m.get("n_images")),
+                    _number(paper["within_7deg_pct"].get(name)),
+                    _number(paper["mean_error_deg"].get(name)),
+                ]
+            )
+        blocks += [
+            ("h3", "Gaze estimation on the real test split"),
+            (
+                "table",
+                [
+                    "estimator (trained on)",
+                    "mean error (°)",
+                    "median error (°)",
+                    "within 7° (%)",
+                    "images",
+                    "paper: within 7° (%)",
+                    "paper: mean error (°)",
+                ],
+                rows,
+            ),
+        ]
         within = {name: (m or {}).get("within_7deg_pct") for name, m in estimators.items()}
         gains = []
         for label, ours_a, ours_b, paper_a, paper_b in (
-                ("refined − synthetic", "refined", "synthetic", "refined", "synthetic"),
-                ("refined 4× − synthetic 4×", "refined_4x", "synthetic_4x", "refined_4x", "synthetic_4x")):
-            gains.append([label, _difference(within.get(ours_a), within.get(ours_b)),
-                          _difference(paper["within_7deg_pct"][paper_a], paper["within_7deg_pct"][paper_b])])
+            ("refined − synthetic", "refined", "synthetic", "refined", "synthetic"),
+            ("refined 4× − synthetic 4×", "refined_4x", "synthetic_4x", "refined_4x", "synthetic_4x"),
+        ):
+            gains.append(
+                [
+                    label,
+                    _difference(within.get(ours_a), within.get(ours_b)),
+                    _difference(paper["within_7deg_pct"][paper_a], paper["within_7deg_pct"][paper_b]),
+                ]
+            )
         blocks.append(("table", ["gain in images within 7° (points)", "ours", "paper"], gains))
     shift = gaze.get("preservation") or {}
     if shift:
-        blocks += [("h3", "Annotation preservation: pupil centre shift, synthetic → refined"),
-                   ("table", ["", "shift (px at eye width 55), mean ± std", "median (px)", "images", "how"],
-                    [["ours", _pm(shift.get("mean_px"), shift.get("std_px")), _number(shift.get("median_px"), 2),
-                      _number(shift.get("n_images")), "deterministic pupil locator"],
-                     ["paper", _pm(paper["pupil_shift_px"]["mean"], paper["pupil_shift_px"]["std"], 1), "—",
-                      _number(paper["pupil_shift_px"]["n_images"]), "hand-labelled"]])]
+        blocks += [
+            ("h3", "Annotation preservation: pupil centre shift, synthetic → refined"),
+            (
+                "table",
+                ["", "shift (px at eye width 55), mean ± std", "median (px)", "images", "how"],
+                [
+                    [
+                        "ours",
+                        _pm(shift.get("mean_px"), shift.get("std_px")),
+                        _number(shift.get("median_px"), 2),
+                        _number(shift.get("n_images")),
+                        "deterministic pupil locator",
+                    ],
+                    [
+                        "paper",
+                        _pm(paper["pupil_shift_px"]["mean"], paper["pupil_shift_px"]["std"], 1),
+                        "—",
+                        _number(paper["pupil_shift_px"]["n_images"]),
+                        "hand-labelled",
+                    ],
+                ],
+            ),
+        ]
     blocks += _realism_blocks(gaze, paper["visual_turing_test"])
     blocks += _figure_blocks(gaze)
     return blocks
@@ -133,32 +181,75 @@ def _hand_blocks(hand: dict) -> list[tuple]:
     blocks: list[tuple] = [("h2", "Hand pose (depth)")]
     estimators = hand.get("estimators") or {}
     if estimators:
-        rows = [[name, _number((m or {}).get("mean_error_px"), 2), _number((m or {}).get("within_5px_pct")),
-                 _number((m or {}).get("n_images")), _number((m or {}).get("n_joints"))]
-                for name, m in estimators.items()]
-        blocks += [("h3", "Hand pose estimation on the real test split"),
-                   ("p", (f"Errors in pixels of our input crop; the paper's crops are {paper['crop_px']}×"
-                          f"{paper['crop_px']} (simgan.evaluation.hand.scale_to_paper_px converts).")),
-                   ("table", ["estimator (trained on)", "mean error (px)", "joints within 5 px (%)", "images",
-                              "joints per image"], rows)]
+        rows = [
+            [
+                name,
+                _number((m or {}).get("mean_error_px"), 2),
+                _number((m or {}).get("within_5px_pct")),
+                _number((m or {}).get("n_images")),
+                _number((m or {}).get("n_joints")),
+            ]
+            for name, m in estimators.items()
+        ]
+        blocks += [
+            ("h3", "Hand pose estimation on the real test split"),
+            (
+                "p",
+                (
+                    f"Errors in pixels of our input crop; the paper's crops are {paper['crop_px']}×"
+                    f"{paper['crop_px']} (simgan.evaluation.hand.scale_to_paper_px converts)."
+                ),
+            ),
+            (
+                "table",
+                ["estimator (trained on)", "mean error (px)", "joints within 5 px (%)", "images", "joints per image"],
+                rows,
+            ),
+        ]
         within = {name: (m or {}).get("within_5px_pct") for name, m in estimators.items()}
         gains = [["refined − synthetic", _difference(within.get("refined"), within.get("synthetic")), "—"]]
-        gains.append(["refined − real", _difference(within.get("refined"), within.get("real")),
-                      f"{paper['within_5px_gain_vs_real_pct']:+.1f}"])
+        gains.append(
+            [
+                "refined − real",
+                _difference(within.get("refined"), within.get("real")),
+                f"{paper['within_5px_gain_vs_real_pct']:+.1f}",
+            ]
+        )
         blocks.append(("table", ["gain in joints within 5 px (points)", "ours", "paper"], gains))
     keep = hand.get("preservation") or {}
     if keep:
-        blocks += [("h3", "Annotation preservation: synthetic → refined"),
-                   ("table", ["measure", "ours, mean ± std", "paper"],
-                    [["|Δ depth| at the joints (mm)",
-                      _pm(keep.get("joint_depth_mm_mean"), keep.get("joint_depth_mm_std")), "—"],
-                     ["|Δ depth| at the joints (grey levels)",
-                      _pm(keep.get("joint_depth_grey_mean"), keep.get("joint_depth_grey_std")), "—"],
-                     ["hand silhouette centroid shift (px)",
-                      _pm(keep.get("silhouette_shift_px_mean"), keep.get("silhouette_shift_px_std")), "—"]]),
-                   ("p", (f"{_number(keep.get('n_images'))} images, "
-                          f"{_number(keep.get('n_joints_on_hand'))} joints on the hand. "
-                          "The paper reports no number for hands."))]
+        blocks += [
+            ("h3", "Annotation preservation: synthetic → refined"),
+            (
+                "table",
+                ["measure", "ours, mean ± std", "paper"],
+                [
+                    [
+                        "|Δ depth| at the joints (mm)",
+                        _pm(keep.get("joint_depth_mm_mean"), keep.get("joint_depth_mm_std")),
+                        "—",
+                    ],
+                    [
+                        "|Δ depth| at the joints (grey levels)",
+                        _pm(keep.get("joint_depth_grey_mean"), keep.get("joint_depth_grey_std")),
+                        "—",
+                    ],
+                    [
+                        "hand silhouette centroid shift (px)",
+                        _pm(keep.get("silhouette_shift_px_mean"), keep.get("silhouette_shift_px_std")),
+                        "—",
+                    ],
+                ],
+            ),
+            (
+                "p",
+                (
+                    f"{_number(keep.get('n_images'))} images, "
+                    f"{_number(keep.get('n_joints_on_hand'))} joints on the hand. "
+                    "The paper reports no number for hands."
+                ),
+            ),
+        ]
     blocks += _realism_blocks(hand, None)
     blocks += _figure_blocks(hand)
     return blocks
@@ -179,27 +270,63 @@ def _realism_blocks(task: dict, human: dict | None) -> list[tuple]:
                 paper += f", p = {h['p_value']} (one-sided)" if "p_value" in h else ""
             accuracy = r.get("accuracy")
             accuracy_pct = 100 * accuracy if isinstance(accuracy, (int, float)) else None
-            rows.append([name.replace("_", " "), _number(accuracy_pct), correct, _p(r.get("p_value")),
-                         _p(r.get("p_value_greater")), paper])
-        blocks += [("h3", "Realism: classifier two-sample test on held-out images"),
-                   ("p", ("A fresh small CNN learns to tell the two sets apart; 50 % held-out accuracy means it "
-                          "cannot (indistinguishable). p: binomial test of the correct count against chance. The "
-                          "paper's column is its human visual Turing test (a weaker judge than a CNN).")),
-                   ("table", ["sets", "accuracy (%)", "correct / held out", "p (two-sided)", "p (one-sided)",
-                              "paper: humans correct"], rows)]
+            rows.append(
+                [
+                    name.replace("_", " "),
+                    _number(accuracy_pct),
+                    correct,
+                    _p(r.get("p_value")),
+                    _p(r.get("p_value_greater")),
+                    paper,
+                ]
+            )
+        blocks += [
+            ("h3", "Realism: classifier two-sample test on held-out images"),
+            (
+                "p",
+                (
+                    "A fresh small CNN learns to tell the two sets apart; 50 % held-out accuracy means it "
+                    "cannot (indistinguishable). p: binomial test of the correct count against chance. The "
+                    "paper's column is its human visual Turing test (a weaker judge than a CNN)."
+                ),
+            ),
+            (
+                "table",
+                [
+                    "sets",
+                    "accuracy (%)",
+                    "correct / held out",
+                    "p (two-sided)",
+                    "p (one-sided)",
+                    "paper: humans correct",
+                ],
+                rows,
+            ),
+        ]
     if task.get("visual_turing_test"):
-        blocks.append(("link", "Visual Turing test page (open it and classify the images yourself)",
-                       task["visual_turing_test"]))
+        blocks.append(
+            ("link", "Visual Turing test page (open it and classify the images yourself)", task["visual_turing_test"])
+        )
     return blocks
 
 
 def _figure_blocks(task: dict) -> list[tuple]:
     figures = task.get("figures") or {}
-    titles = {"curve": "Cumulative error curve", "grid": "Synthetic | refined | real",
-              "turing": "Visual Turing test page (open it and classify the images yourself)"}
+    titles = {
+        "curve": "Cumulative error curve",
+        "grid": "Synthetic | refined | real",
+        "turing": "Visual Turing test page (open it and classify the images yourself)",
+    }
     # a page (the visual Turing test) is linked, an image shown
-    return [("link" if str(path).lower().endswith((".html", ".htm")) else "figure",
-             titles.get(name, name.replace("_", " ")), path) for name, path in figures.items() if path]
+    return [
+        (
+            "link" if str(path).lower().endswith((".html", ".htm")) else "figure",
+            titles.get(name, name.replace("_", " ")),
+            path,
+        )
+        for name, path in figures.items()
+        if path
+    ]
 
 
 def _blocks(results: dict) -> list[tuple]:
@@ -252,8 +379,9 @@ def render_html(blocks: list[tuple], out_dir: Path) -> str:
             body.append(f"<{kind}>{html.escape(block[1])}</{kind}>")
         elif kind == "table":
             head = "".join(f"<th>{html.escape(str(h))}</th>" for h in block[1])
-            rows = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>"
-                           for row in block[2])
+            rows = "".join(
+                "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in block[2]
+            )
             body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
         elif kind == "figure":
             title, path = block[1], block[2]
@@ -262,17 +390,20 @@ def render_html(blocks: list[tuple], out_dir: Path) -> str:
                 source = "data:image/png;base64," + base64.b64encode(file.read_bytes()).decode("ascii")
             else:
                 source = html.escape(str(path))  # not there (yet): link it relatively
-            body.append(f'<figure><img src="{source}" alt="{html.escape(title)}">'
-                        f"<figcaption>{html.escape(title)}</figcaption></figure>")
+            body.append(
+                f'<figure><img src="{source}" alt="{html.escape(title)}">'
+                f"<figcaption>{html.escape(title)}</figcaption></figure>"
+            )
         elif kind == "link":
             body.append(f'<p><a href="{html.escape(str(block[2]))}">{html.escape(block[1])}</a></p>')
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>SimGAN evaluation report</title>\n"
-            "<style>body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}"
-            "table{border-collapse:collapse;margin:.8em 0}"
-            "td,th{border:1px solid #ccc;padding:.3em .7em;text-align:right}"
-            "td:first-child,th:first-child{text-align:left}th{background:#f3f3f3}img{max-width:100%}"
-            "figure{margin:1em 0}figcaption{color:#666}</style></head>\n<body>\n"
-            + "\n".join(body) + "\n</body></html>\n")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>SimGAN evaluation report</title>\n'
+        "<style>body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}"
+        "table{border-collapse:collapse;margin:.8em 0}"
+        "td,th{border:1px solid #ccc;padding:.3em .7em;text-align:right}"
+        "td:first-child,th:first-child{text-align:left}th{background:#f3f3f3}img{max-width:100%}"
+        "figure{margin:1em 0}figcaption{color:#666}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n"
+    )
 
 
 def write_report(results: dict, out_dir: Path) -> tuple[Path, Path]:

@@ -19,8 +19,7 @@ def check_model_input(x: torch.Tensor, *, channels: int, what: str, check_range:
         raise ValueError(f"{what}: expected a 4-D (N, C, H, W) batch; got shape {tuple(x.shape)}")
     if x.shape[1] != channels:
         raise ValueError(
-            f"{what}: expected {channels} channel(s) in (N, C, H, W); got C={x.shape[1]} "
-            f"in shape {tuple(x.shape)}"
+            f"{what}: expected {channels} channel(s) in (N, C, H, W); got C={x.shape[1]} in shape {tuple(x.shape)}"
         )
     if not x.is_floating_point():
         raise TypeError(

@@ -13,73 +13,66 @@ final 1×1 conv by a fully connected layer over the whole map: one logit pair pe
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
+from pydantic import Field
 from torch import nn
 
 from simgan.nn.checks import check_model_input
+from simgan.schema import Tuple, schema
 
 REAL_LABEL = 0
 REFINED_LABEL = 1
 
 # A layer is ("conv", kernel, stride, maps) or ("maxpool", kernel, stride); the last layer is the
 # conv producing the 2 logits, with no activation after it.
-Layer = tuple
+Layer = tuple[str | int, ...]
 
 
-@dataclass(frozen=True)
+@schema
 class DiscriminatorConfig:
     """Shape of a discriminator; saved in every checkpoint.
 
-    channels: input image channels.
-    layers: the paper's layer list, in order; ReLU after every conv but the last.
-    input_size: (H, W) of the images; fixes the global head's input and is checked before training.
+    layers: the paper's layer list, in order, each ("conv", kernel, stride, maps) or ("maxpool",
+        kernel, stride); ReLU after every conv but the last, which gives the 2 logits (linear).
     padding: "valid" (default: no padding, the Caffe/TF default the paper's layer list implies) so
         that every output logit sees a full image patch and none sees zero padding, which would let
         D tell borders from content. "same" pads convs and pools by k//2.
-    head: "local" (the paper's per-patch logits) or "global" (fully connected; ablation only).
+    head: "local" (the paper's per-patch logits) or "global" (one fully connected logit pair per
+        image: the §3.3 ablation only).
     """
 
-    channels: int = 1
-    layers: tuple[Layer, ...] = ()
-    input_size: tuple[int, int] = (35, 55)
+    channels: Annotated[int, Field(ge=1, description="input image channels")] = 1
+    layers: Annotated[tuple[tuple[str | int, ...], ...], Tuple] = ()
+    input_size: Annotated[
+        tuple[int, int],
+        Tuple,
+        Field(description="(H, W) pixels of the images; fixes the global head's input and is checked before training"),
+    ] = (35, 55)
     padding: Literal["valid", "same"] = "valid"
     head: Literal["local", "global"] = "local"
 
     def __post_init__(self) -> None:
-        layers = tuple(tuple(layer) for layer in self.layers)
-        object.__setattr__(self, "layers", layers)
-        object.__setattr__(self, "input_size", tuple(int(v) for v in self.input_size))
+        layers = self.layers
         if not layers or layers[-1][0] != "conv" or layers[-1][3] != 2:
             raise ValueError("DiscriminatorConfig.layers must end with a ('conv', k, s, 2) logits layer")
         for layer in layers:
-            if layer[0] not in ("conv", "maxpool") or len(layer) != (4 if layer[0] == "conv" else 3):
-                raise ValueError(f"DiscriminatorConfig.layers: bad layer {layer!r}; use ('conv', k, s, maps) or ('maxpool', k, s)")
-        if self.padding not in ("valid", "same"):
-            raise ValueError(f"DiscriminatorConfig.padding must be 'valid' or 'same'; got {self.padding!r}")
-        if self.head not in ("local", "global"):
-            raise ValueError(f"DiscriminatorConfig.head must be 'local' or 'global'; got {self.head!r}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-DISCRIMINATOR_PRESETS: dict[str, DiscriminatorConfig] = {
-    # Paper §3.1: Conv3x3 s2 96, Conv3x3 s2 64, MaxPool3x3 s1, Conv3x3 s1 32, Conv1x1 32, Conv1x1 2.
-    "eyes": DiscriminatorConfig(
-        layers=(("conv", 3, 2, 96), ("conv", 3, 2, 64), ("maxpool", 3, 1), ("conv", 3, 1, 32),
-                ("conv", 1, 1, 32), ("conv", 1, 1, 2)),
-        input_size=(35, 55),
-    ),
-    # Paper §3.2: Conv7x7 s4 96, Conv5x5 s2 64, MaxPool3x3 s2, Conv3x3 s2 32, Conv1x1 32, Conv1x1 2.
-    "hands": DiscriminatorConfig(
-        layers=(("conv", 7, 4, 96), ("conv", 5, 2, 64), ("maxpool", 3, 2), ("conv", 3, 2, 32),
-                ("conv", 1, 1, 32), ("conv", 1, 1, 2)),
-        input_size=(224, 224),
-    ),
-}
+            if (
+                layer[0] not in ("conv", "maxpool")
+                or len(layer) != (4 if layer[0] == "conv" else 3)
+                or not all(isinstance(v, int) and v >= 1 for v in layer[1:])
+            ):
+                raise ValueError(
+                    f"DiscriminatorConfig.layers: bad layer {layer!r}; use ('conv', k, s, maps) or ('maxpool', k, s)"
+                )
+        # the map the logits layer (local) or the fully connected head (global) sees last must exist
+        size = _map_size(self, layers if self.head == "local" else layers[:-1], self.input_size)
+        if min(size) < 1:
+            raise ValueError(
+                f"image size {self.input_size[0]}×{self.input_size[1]} is smaller than the discriminator's layers "
+                f"allow (receptive field {receptive_field(self)} pixels)"
+            )
 
 
 def receptive_field(config: DiscriminatorConfig) -> int:
@@ -121,12 +114,8 @@ class Discriminator(nn.Module):
         self.config = config
         self.check_inputs = True
         # the map the logits layer (local) or the fully connected head (global) sees last
+        # the map the fully connected head (global) sees; DiscriminatorConfig checked it is not empty
         size = _map_size(config, config.layers if config.head == "local" else config.layers[:-1], config.input_size)
-        if min(size) < 1:
-            raise ValueError(
-                f"DiscriminatorConfig: input {config.input_size[0]}×{config.input_size[1]} is smaller than "
-                f"the layers allow (receptive field {receptive_field(config)})"
-            )
         trunk: list[nn.Module] = []
         channels = config.channels
         *body, last = config.layers
@@ -154,3 +143,31 @@ class Discriminator(nn.Module):
                     f"global discriminator input: expected H×W {self.config.input_size}; got {tuple(x.shape[-2:])}"
                 )
         return self.logits(self.trunk(x))
+
+
+DISCRIMINATOR_PRESETS: dict[str, DiscriminatorConfig] = {
+    # Paper §3.1: Conv3x3 s2 96, Conv3x3 s2 64, MaxPool3x3 s1, Conv3x3 s1 32, Conv1x1 32, Conv1x1 2.
+    "gaze": DiscriminatorConfig(
+        layers=(
+            ("conv", 3, 2, 96),
+            ("conv", 3, 2, 64),
+            ("maxpool", 3, 1),
+            ("conv", 3, 1, 32),
+            ("conv", 1, 1, 32),
+            ("conv", 1, 1, 2),
+        ),
+        input_size=(35, 55),
+    ),
+    # Paper §3.2: Conv7x7 s4 96, Conv5x5 s2 64, MaxPool3x3 s2, Conv3x3 s2 32, Conv1x1 32, Conv1x1 2.
+    "hand": DiscriminatorConfig(
+        layers=(
+            ("conv", 7, 4, 96),
+            ("conv", 5, 2, 64),
+            ("maxpool", 3, 2),
+            ("conv", 3, 2, 32),
+            ("conv", 1, 1, 32),
+            ("conv", 1, 1, 2),
+        ),
+        input_size=(224, 224),
+    ),
+}

@@ -11,13 +11,15 @@ Hand (§3.3): a stacked hourglass (Newell et al. 2016) with 2 hourglass blocks a
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
 from simgan.nn.checks import check_model_input
+from simgan.schema import Tuple, schema
 
 
 def _check(images: torch.Tensor, size: tuple[int, int], what: str) -> None:
@@ -26,27 +28,19 @@ def _check(images: torch.Tensor, size: tuple[int, int], what: str) -> None:
         raise ValueError(f"{what}: expected images of {size[0]}×{size[1]} (H×W); got {tuple(images.shape[-2:])}")
 
 
-@dataclass(frozen=True)
+@schema
 class GazeEstimatorConfig:
-    """Shape of the gaze CNN.
+    """Shape of the gaze CNN. The paper's 35×55 input gives exactly the 9,600-value flatten."""
 
-    input_size: (H, W); the paper's 35×55 gives exactly the 9,600-value flatten.
-    widths: maps of the five convs (paper: 32, 32, 64, 80, 192).
-    hidden: units of the hidden fully connected layer (paper: 1000).
-    """
-
-    input_size: tuple[int, int] = (35, 55)
-    widths: tuple[int, int, int, int, int] = (32, 32, 64, 80, 192)
-    hidden: int = 1000
+    input_size: Annotated[tuple[int, int], Tuple, Field(description="(H, W) pixels of the eye images")] = (35, 55)
+    widths: Annotated[
+        tuple[int, int, int, int, int], Tuple, Field(description="maps of the five convs (paper: 32, 32, 64, 80, 192)")
+    ] = (32, 32, 64, 80, 192)
+    hidden: Annotated[int, Field(ge=1, description="units of the hidden fully connected layer (paper: 1000)")] = 1000
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "input_size", tuple(int(v) for v in self.input_size))
-        object.__setattr__(self, "widths", tuple(int(v) for v in self.widths))
-        if len(self.widths) != 5 or min(self.widths) < 1 or self.hidden < 1:
-            raise ValueError(f"GazeEstimatorConfig: 5 positive widths and hidden >= 1; got {self}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+        if min(self.widths) < 1:
+            raise ValueError(f"GazeEstimatorConfig.widths must be positive; got {self.widths}")
 
 
 class GazeEstimator(nn.Module):
@@ -58,12 +52,17 @@ class GazeEstimator(nn.Module):
         self.config = config
         w = config.widths
         self.features = nn.Sequential(
-            nn.Conv2d(1, w[0], 3), nn.ReLU(inplace=True),
-            nn.Conv2d(w[0], w[1], 3), nn.ReLU(inplace=True),
-            nn.Conv2d(w[1], w[2], 3), nn.ReLU(inplace=True),
+            nn.Conv2d(1, w[0], 3),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(w[0], w[1], 3),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(w[1], w[2], 3),
+            nn.ReLU(inplace=True),
             nn.MaxPool2d(3, stride=2),
-            nn.Conv2d(w[2], w[3], 3), nn.ReLU(inplace=True),
-            nn.Conv2d(w[3], w[4], 3), nn.ReLU(inplace=True),
+            nn.Conv2d(w[2], w[3], 3),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(w[3], w[4], 3),
+            nn.ReLU(inplace=True),
             nn.MaxPool2d(2, stride=2),
         )
         with torch.no_grad():
@@ -71,8 +70,9 @@ class GazeEstimator(nn.Module):
         if flat < 1:
             raise ValueError(f"GazeEstimatorConfig.input_size {config.input_size} is too small for the conv stack")
         self.flat_features = flat  # 9,600 at 35×55 with the paper's widths
-        self.head = nn.Sequential(nn.Flatten(), nn.Linear(flat, config.hidden), nn.ReLU(inplace=True),
-                                  nn.Linear(config.hidden, 3))
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Linear(flat, config.hidden), nn.ReLU(inplace=True), nn.Linear(config.hidden, 3)
+        )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         _check(images, self.config.input_size, "GazeEstimator input")
@@ -83,38 +83,27 @@ class GazeEstimator(nn.Module):
         return F.normalize(self.forward(images), dim=1)
 
 
-@dataclass(frozen=True)
+@schema
 class HourglassConfig:
-    """Shape of the stacked hourglass.
+    """Shape of the stacked hourglass. The stem halves the input with a stride-2 conv and then resizes
+    to `heatmap_size` (exact for a 128×128 input; 224 → 112 → 64)."""
 
-    input_size: (H, W) of the depth crops (paper: 224×224; CPU demo: 128×128).
-    num_joints: heatmaps (paper: 14, NYU's evaluation joints).
-    num_stacks: hourglass blocks (paper: 2).
-    width: feature maps throughout (Newell et al.: 256; a CPU demo uses fewer).
-    depth: down-sampling levels inside each hourglass (Newell et al.: 4 at 64×64).
-    heatmap_size: (h, w) of the output heatmaps (paper: 64×64). The stem halves the input with a
-        stride-2 conv and then resizes to this size (exact for a 128×128 input; 224 → 112 → 64).
-    """
-
-    input_size: tuple[int, int] = (224, 224)
-    num_joints: int = 14
-    num_stacks: int = 2
-    width: int = 128
-    depth: int = 4
-    heatmap_size: tuple[int, int] = (64, 64)
+    input_size: Annotated[
+        tuple[int, int], Tuple, Field(description="(H, W) pixels of the depth crops (paper: 224×224)")
+    ] = (224, 224)
+    num_joints: Annotated[int, Field(ge=1, description="heatmaps (paper: 14, NYU's evaluation joints)")] = 14
+    num_stacks: Annotated[int, Field(ge=1, description="hourglass blocks (paper: 2)")] = 2
+    width: Annotated[int, Field(ge=1, description="feature maps throughout (Newell et al.: 256)")] = 128
+    depth: Annotated[
+        int, Field(ge=1, description="down-sampling levels inside each hourglass (Newell et al.: 4 at 64×64)")
+    ] = 4
+    heatmap_size: Annotated[
+        tuple[int, int], Tuple, Field(description="(h, w) of the output heatmaps (paper: 64×64)")
+    ] = (64, 64)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "input_size", tuple(int(v) for v in self.input_size))
-        object.__setattr__(self, "heatmap_size", tuple(int(v) for v in self.heatmap_size))
-        for name in ("num_joints", "num_stacks", "width", "depth"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"HourglassConfig.{name} must be >= 1; got {getattr(self, name)}")
-        smallest = min(self.heatmap_size) >> self.depth
-        if smallest < 1:
+        if min(self.heatmap_size) >> self.depth < 1:
             raise ValueError(f"HourglassConfig: heatmap_size {self.heatmap_size} cannot be halved {self.depth} times")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class _Residual(nn.Module):
@@ -124,9 +113,16 @@ class _Residual(nn.Module):
         super().__init__()
         mid = max(channels_out // 2, 1)
         self.body = nn.Sequential(
-            nn.BatchNorm2d(channels_in), nn.ReLU(inplace=True), nn.Conv2d(channels_in, mid, 1),
-            nn.BatchNorm2d(mid), nn.ReLU(inplace=True), nn.Conv2d(mid, mid, 3, padding=1),
-            nn.BatchNorm2d(mid), nn.ReLU(inplace=True), nn.Conv2d(mid, channels_out, 1))
+            nn.BatchNorm2d(channels_in),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(channels_in, mid, 1),
+            nn.BatchNorm2d(mid),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(mid, mid, 3, padding=1),
+            nn.BatchNorm2d(mid),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(mid, channels_out, 1),
+        )
         self.skip = nn.Identity() if channels_in == channels_out else nn.Conv2d(channels_in, channels_out, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -153,17 +149,25 @@ class StackedHourglass(nn.Module):
         super().__init__()
         self.config = config
         width = config.width
-        self.stem = nn.Sequential(nn.Conv2d(1, width, 7, stride=2, padding=3), nn.BatchNorm2d(width),
-                                  nn.ReLU(inplace=True), _Residual(width, width))
+        self.stem = nn.Sequential(
+            nn.Conv2d(1, width, 7, stride=2, padding=3),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+            _Residual(width, width),
+        )
         self.hourglasses = nn.ModuleList(_Hourglass(config.depth, width) for _ in range(config.num_stacks))
         self.features = nn.ModuleList(
-            nn.Sequential(_Residual(width, width), nn.Conv2d(width, width, 1), nn.BatchNorm2d(width),
-                          nn.ReLU(inplace=True)) for _ in range(config.num_stacks))
+            nn.Sequential(
+                _Residual(width, width), nn.Conv2d(width, width, 1), nn.BatchNorm2d(width), nn.ReLU(inplace=True)
+            )
+            for _ in range(config.num_stacks)
+        )
         self.heads = nn.ModuleList(nn.Conv2d(width, config.num_joints, 1) for _ in range(config.num_stacks))
         # intermediate supervision: features and heatmaps of one block are added back into the next one's input
         self.remap_features = nn.ModuleList(nn.Conv2d(width, width, 1) for _ in range(config.num_stacks - 1))
-        self.remap_heatmaps = nn.ModuleList(nn.Conv2d(config.num_joints, width, 1)
-                                            for _ in range(config.num_stacks - 1))
+        self.remap_heatmaps = nn.ModuleList(
+            nn.Conv2d(config.num_joints, width, 1) for _ in range(config.num_stacks - 1)
+        )
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         _check(images, self.config.input_size, "StackedHourglass input")
@@ -180,20 +184,20 @@ class StackedHourglass(nn.Module):
         return outputs
 
 
-def joint_heatmaps(joints_px: torch.Tensor, input_size: tuple[int, int], heatmap_size: tuple[int, int],
-                   sigma_px: float = 1.0) -> torch.Tensor:
+def joint_heatmaps(
+    joints_px: torch.Tensor, input_size: tuple[int, int], heatmap_size: tuple[int, int], sigma_px: float = 1.0
+) -> torch.Tensor:
     """Gaussian target heatmaps (N, J, h, w) for joints (N, J, 2) as (x, y) in input pixels.
 
     sigma_px is in heatmap pixels (Newell et al.: 1 at 64×64). A joint outside the crop gives an all-zero map.
     """
     height, width = heatmap_size
-    scale = torch.tensor([width / input_size[1], height / input_size[0]], dtype=torch.float32,
-                         device=joints_px.device)
+    scale = torch.tensor([width / input_size[1], height / input_size[0]], dtype=torch.float32, device=joints_px.device)
     centres = (joints_px.float() + 0.5) * scale - 0.5  # pixel centres stay centres across scales
     ys = torch.arange(height, dtype=torch.float32, device=joints_px.device).view(1, 1, height, 1)
     xs = torch.arange(width, dtype=torch.float32, device=joints_px.device).view(1, 1, 1, width)
     cx, cy = centres[..., 0, None, None], centres[..., 1, None, None]
-    maps = torch.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * sigma_px ** 2))
+    maps = torch.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * sigma_px**2))
     inside = (cx >= -0.5) & (cx <= width - 0.5) & (cy >= -0.5) & (cy <= height - 0.5)
     return maps * inside
 

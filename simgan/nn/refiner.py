@@ -2,30 +2,25 @@
 
 Fully convolutional, no striding or pooling, so it edits pixels instead of re-synthesising the
 image: conv k×k (width maps) → `num_blocks` ResNet blocks (two conv k×k, width maps each) →
-conv 1×1 → `channels` maps → tanh. Presets `eyes` and `hands` are the paper's.
+conv 1×1 → `channels` maps → tanh. Presets `gaze` (eyes) and `hand` are the paper's.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
+from pydantic import Field
 from torch import nn
 
 from simgan.nn.checks import check_model_input
+from simgan.schema import Tuple, schema
 
 
-@dataclass(frozen=True)
+@schema
 class RefinerConfig:
     """Shape of a refiner; saved in every checkpoint so the network can be rebuilt from the file.
 
-    channels: image channels in and out (1: grayscale eyes, 1: depth hands).
-    width: feature maps of every k×k conv (paper: 64).
-    num_blocks: ResNet blocks (paper: 4 eyes, 10 hands).
-    kernel_size: k of the k×k convs (paper: 3 eyes, 7 hands); padding k//2 keeps H×W.
-    input_size: (H, W) the refiner is trained on (paper: 35×55 eyes, 224×224 hands); the network is
-        fully convolutional, this is recorded so data of another size is refused before training.
     norm: "none" (default) or "batch". The paper names no normalisation. Without it the refiner is a
         fixed per-image function: a refined image does not depend on its batch-mates and training
         and inference agree exactly, which the service relies on. "batch" adds BatchNorm after each
@@ -36,35 +31,32 @@ class RefinerConfig:
         hand is refined. Real depth is cropped with the synthetic silhouette (paper §3.2), so both
         domains have an exact-zero background; a tanh never reaches −1 exactly, and a refined
         background of 1–3 grey levels would be a give-away no patch of real depth has. It does not
-        make refined hands look real by itself: on the default data the realism classifier scored
-        real vs refined at 0.970 without it and 0.975 with it (docs/results.md, "Hands").
+        make refined hands look real by itself (docs/results.md, "Hands").
     """
 
-    channels: int = 1
-    width: int = 64
-    num_blocks: int = 4
-    kernel_size: int = 3
-    input_size: tuple[int, int] = (35, 55)
+    channels: Annotated[int, Field(ge=1, description="image channels in and out (1: grey eyes, 1: depth hands)")] = 1
+    width: Annotated[int, Field(ge=1, description="feature maps of every k×k conv (paper: 64)")] = 64
+    num_blocks: Annotated[int, Field(ge=0, description="ResNet blocks (paper: 4 eyes, 10 hands)")] = 4
+    kernel_size: Annotated[
+        int, Field(ge=1, description="k of the k×k convs (paper: 3 eyes, 7 hands); odd, padding k//2 keeps H×W")
+    ] = 3
+    input_size: Annotated[
+        tuple[int, int],
+        Tuple,
+        Field(
+            description="(H, W) pixels the refiner is trained on "
+            "(paper: 35×55 eyes, 224×224 hands); recorded so data of another size is refused"
+        ),
+    ] = (35, 55)
     norm: Literal["none", "batch"] = "none"
     output_activation: Literal["tanh", "none"] = "tanh"
     preserve_background: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("channels", "width", "kernel_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"RefinerConfig.{name} must be >= 1; got {getattr(self, name)}")
-        if self.num_blocks < 0:
-            raise ValueError(f"RefinerConfig.num_blocks must be >= 0; got {self.num_blocks}")
         if self.kernel_size % 2 == 0:
             raise ValueError(f"RefinerConfig.kernel_size must be odd to keep H×W; got {self.kernel_size}")
-        if self.norm not in ("none", "batch"):
-            raise ValueError(f"RefinerConfig.norm must be 'none' or 'batch'; got {self.norm!r}")
-        if self.output_activation not in ("tanh", "none"):
-            raise ValueError(f"RefinerConfig.output_activation must be 'tanh' or 'none'; got {self.output_activation!r}")
-        object.__setattr__(self, "input_size", tuple(int(v) for v in self.input_size))
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+        if min(self.input_size) < 1:
+            raise ValueError(f"RefinerConfig.input_size must be positive; got {self.input_size}")
 
 
 # model-range value below which an input pixel is background (uint8 0 maps to −1, uint8 1 to −0.992)
@@ -72,9 +64,9 @@ BACKGROUND_LEVEL = -1.0 + 1.0 / 255.0
 
 REFINER_PRESETS: dict[str, RefinerConfig] = {
     # Paper §3.1: 35×55 grayscale, 3×3 convs with 64 maps, 4 ResNet blocks, 1×1 conv to 1 map.
-    "eyes": RefinerConfig(channels=1, width=64, num_blocks=4, kernel_size=3, input_size=(35, 55)),
+    "gaze": RefinerConfig(channels=1, width=64, num_blocks=4, kernel_size=3, input_size=(35, 55)),
     # Paper §3.2: "the same as for eye gaze estimation, except ... 224×224, filter size 7×7, 10 blocks".
-    "hands": RefinerConfig(channels=1, width=64, num_blocks=10, kernel_size=7, input_size=(224, 224)),
+    "hand": RefinerConfig(channels=1, width=64, num_blocks=10, kernel_size=7, input_size=(224, 224)),
 }
 
 

@@ -1,33 +1,91 @@
-"""What every stage entry point shares: its command line, the params, the prepared arrays, metrics."""
+"""What every stage entry point shares: its command line, the params, the prepared arrays, metrics.
+
+Stages are thin leaves over the library: each parses its command line here, loads params.yaml (checked
+whole before anything runs), calls the library and writes what dvc.yaml declares. No stage imports
+another stage (tests/unit/test_boundaries.py checks it); what two stages share lives in the library or
+here.
+"""
 
 from __future__ import annotations
 
 import argparse
 import hashlib
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from simgan import layout
-from simgan.config import Params, load_params
+from simgan.config import ConfigError, Params, load_params
 
 
-def parse(stage: str, description: str) -> tuple[str, Params, argparse.Namespace]:
-    parser = argparse.ArgumentParser(prog=f"python -m simgan.stages.{stage}", description=description)
+def parse(
+    stage: str,
+    description: str,
+    argv: Sequence[str] | None = None,
+    extra: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> tuple[str, Params, argparse.Namespace]:
+    """--task and --params (plus what `extra` adds); params.yaml is loaded and checked, and `runtime` applied.
+
+    A params problem is a one-line error naming the dotted key (exit 2), never a traceback.
+    """
+    parser = argparse.ArgumentParser(
+        prog=f"python -m simgan.stages.{stage}",
+        description=description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--task", required=True, choices=layout.TASKS, help="which task's section of params.yaml")
     parser.add_argument("--params", default="params.yaml", help="the params file (run from the repository root)")
-    args = parser.parse_args()
-    return args.task, load_params(args.params), args
+    if extra is not None:
+        extra(parser)
+    args = parser.parse_args(argv)
+    try:
+        params = load_params(args.params)
+    except ConfigError as error:
+        raise SystemExit(f"{stage}@{args.task}: {error}") from None
+    apply_runtime(params)
+    return args.task, params, args
+
+
+def apply_runtime(params: Params) -> None:
+    """params' `runtime.threads` (0: torch's default)."""
+    if params.runtime.threads:
+        import torch
+
+        torch.set_num_threads(params.runtime.threads)
+
+
+def device(params: Params) -> str:
+    """`runtime.device`: "auto" is CUDA when present, else the CPU; anything else ("cpu", "cuda:1") as given,
+    refused in one line when this machine does not have it."""
+    name = params.runtime.device
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        index = int(name.partition(":")[2] or 0)
+        if not torch.cuda.is_available() or index >= torch.cuda.device_count():
+            raise SystemExit(
+                f"params.yaml runtime.device: {name!r}, but this machine has "
+                f"{torch.cuda.device_count()} CUDA device(s); use 'auto' or 'cpu'"
+            )
+    return name
 
 
 def prepared_images(task: str, domain: str, splits: tuple[str, ...] | None = None) -> tuple[np.ndarray, pd.DataFrame]:
     """uint8 (N, H, W) of a prepared domain (memory-mapped) and its manifest, optionally only some splits."""
-    folder = layout.prepared(task, domain)
+    return read_images(layout.prepared(task, domain), splits)
+
+
+def read_images(folder: Path, splits: tuple[str, ...] | None = None) -> tuple[np.ndarray, pd.DataFrame]:
+    """images.npy (memory-mapped) and manifest.csv of a prepared or refined folder, optionally only some splits."""
     images = np.load(folder / "images.npy", mmap_mode="r")
-    manifest = pd.read_csv(folder / "manifest.csv", dtype={"id": str, "person": str}, keep_default_na=False,
-                           na_values=[""])
+    manifest = pd.read_csv(
+        folder / "manifest.csv", dtype={"id": str, "person": str}, keep_default_na=False, na_values=[""]
+    )
     if splits is not None:
         manifest = manifest[manifest["split"].isin(splits)]
         images = images[manifest["row"].to_numpy()]
@@ -42,34 +100,8 @@ def fingerprint(*arrays: np.ndarray) -> str:
     return digest.hexdigest()[:16]
 
 
-def continues_killed_run(path: Path, expected: dict, total_steps: int) -> bool:
-    """Whether the checkpoint at `path` is an unfinished run of this very training, to be continued.
-
-    The stages' checkpoints are persistent DVC outputs, so a run killed mid-way leaves its last checkpoint
-    behind. It is continued when every `expected` entry (configs, data fingerprint) equals the saved one
-    and it stopped before `total_steps`. A finished checkpoint is never continued: DVC re-runs a stage
-    only when something it depends on changed (code included) or when forced, and then training starts
-    again. An unreadable file is reported on stderr and training starts again.
-    """
-    if not path.exists():
-        return False
-    from simgan.training.checkpoint import CheckpointError, load_checkpoint
-
-    try:
-        state = load_checkpoint(path)
-    except CheckpointError as error:
-        print(f"ignoring {path}: {error}", file=sys.stderr)
-        return False
-    return all(state.get(key) == value for key, value in expected.items()) and int(state.get("step", 0)) < total_steps
-
-
-def device(name: str) -> str:
-    """params' device: "auto" is CUDA when present, else the CPU; anything else ("cpu", "cuda:1") as given."""
-    if name != "auto":
-        return name
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 class LiveReport:
@@ -88,3 +120,32 @@ class LiveReport:
 
     def close(self) -> None:
         self.live.end()
+
+
+def fail(stage: str, message: str) -> int:
+    print(f"{stage}: {message}", file=sys.stderr)
+    return 1
+
+
+def refiner_trainer(task: str, params: Params, *, with_rounds: bool, report):
+    """The trainer of both training stages (pretrain, train): same data, same networks, same pretraining.
+
+    Trained on the synthetic `train` split and the real `refiner` split (no real labels); its provenance
+    records the fingerprint of that data, so a checkpoint of other data is never continued.
+    """
+    from simgan.training.refiner import SimGANTrainer
+
+    synthetic, _ = prepared_images(task, "synthetic", splits=("train",))
+    real, _ = prepared_images(task, "real", splits=("refiner",))
+    trainer = SimGANTrainer(
+        synthetic,
+        real,
+        refiner_config=params.refiner_config(task),
+        discriminator_config=params.discriminator_config(task),
+        config=params.train_config(task, with_rounds=with_rounds),
+        device=device(params),
+        report=report,
+    )
+    trainer.description = f"{'train' if with_rounds else 'pretrain'}@{task}"
+    trainer.provenance["data_fingerprint"] = fingerprint(synthetic, real)
+    return trainer

@@ -15,25 +15,20 @@ import numpy as np
 import pandas as pd
 
 from simgan import layout
-from simgan.evaluation import gaze as gaze_metrics_module
-from simgan.evaluation import hand as hand_metrics_module
 from simgan.evaluation.figures import image_grid_png, line_chart_png
-from simgan.evaluation.preservation import hand_preservation, pupil_shift
 from simgan.evaluation.realism import two_sample_test, visual_turing_test_html
 from simgan.evaluation.report import paper_reference_points
 from simgan.io import atomic_write
 from simgan.stages.common import device, parse, prepared_images
-from simgan.stages.estimate import targets, training_sets
+from simgan.tasks import TASKS
 from simgan.training.estimator import load_estimator, predict
 
 
-def estimator_errors(task: str, name: str, images: np.ndarray, truth: np.ndarray, run_device: str,
-                     batch_size: int) -> np.ndarray:
-    kind, model = load_estimator(layout.estimated(task) / "models" / name / "checkpoint.pt", device=run_device)
-    predicted = predict(kind, model, images, batch_size=batch_size)
-    if task == "gaze":
-        return gaze_metrics_module.angular_error_deg(predicted, truth)
-    return hand_metrics_module.joint_errors_px(predicted, truth)
+def estimator_errors(
+    task: str, name: str, images: np.ndarray, truth: np.ndarray, run_device: str, batch_size: int
+) -> np.ndarray:
+    _, model = load_estimator(layout.estimated(task) / "models" / name / "checkpoint.pt", device=run_device)
+    return TASKS[task].metrics.errors(predict(task, model, images, batch_size=batch_size), truth)
 
 
 def refined_rows(task: str, rows: np.ndarray) -> np.ndarray:
@@ -46,29 +41,27 @@ def write_json(path, value) -> None:
     atomic_write(path, lambda handle: handle.write(text.encode()))
 
 
-def main() -> int:
-    task, params, _ = parse("evaluate", __doc__)
-    section = params.evaluate[task]
+def main(argv: list[str] | None = None) -> int:
+    task, params, _ = parse("evaluate", __doc__, argv)
+    section, spec = params.evaluate[task], TASKS[task]
     out = layout.evaluated(task)
-    run_device = device(params.estimate[task].device)
+    run_device = device(params)
     real, real_manifest = prepared_images(task, "real", splits=("test",))
     if len(real) == 0:
-        raise SystemExit(f"evaluate@{task}: the real domain has no labelled test rows (split 'test' in "
-                         f"{layout.prepared(task, 'real') / 'manifest.csv'}); set prepare.{task}.test_persons "
-                         "or test_fraction")
-    truth = targets(task, real_manifest)
+        raise SystemExit(
+            f"evaluate@{task}: the real domain has no labelled test rows (split 'test' in "
+            f"{layout.prepared(task, 'real') / 'manifest.csv'}); set prepare.{task}.test_persons "
+            "or test_fraction"
+        )
+    truth = spec.targets(real_manifest)
 
     # 1. each estimator on the real test split
     estimators, curves = {}, {}
-    for name in training_sets(task, params):
+    for name in params.training_sets(task):
         errors = estimator_errors(task, name, real, truth, run_device, section.batch_size)
-        if task == "gaze":
-            estimators[name] = gaze_metrics_module.gaze_metrics(errors)
-            curves[name] = gaze_metrics_module.gaze_curve(errors)
-        else:
-            estimators[name] = hand_metrics_module.hand_metrics(errors)
-            curves[name] = hand_metrics_module.hand_curve(errors)
-    x_name = "threshold_deg" if task == "gaze" else "threshold_px"
+        estimators[name] = spec.metrics.summary(errors)
+        curves[name] = spec.metrics.curve(errors)
+    x_name = spec.metrics.threshold_column
     table = pd.DataFrame({"threshold": next(iter(curves.values()))[x_name]})  # one x name for both tasks' plots
     for name, curve in curves.items():
         table[name] = curve["percent_within"].to_numpy()
@@ -84,51 +77,69 @@ def main() -> int:
     synthetic_rows = np.sort(pick.choice(len(synthetic_all), count, replace=False))
     synthetic = synthetic_all[synthetic_rows]
     refined = refined_rows(task, synthetic_manifest["row"].to_numpy()[synthetic_rows])
-    if task == "gaze":
-        preservation = pupil_shift(synthetic, refined)
-    else:
-        preservation = hand_preservation(synthetic, refined, targets(task, synthetic_manifest.iloc[synthetic_rows]))
+    preservation = spec.preservation(synthetic, refined, spec.targets(synthetic_manifest.iloc[synthetic_rows]))
     realism = {
-        "real_vs_synthetic": two_sample_test(real[real_rows], synthetic, seed=section.seed,
-                                             steps=section.realism_steps, device=run_device),
-        "real_vs_refined": two_sample_test(real[real_rows], refined, seed=section.seed,
-                                           steps=section.realism_steps, device=run_device),
+        "real_vs_synthetic": two_sample_test(
+            real[real_rows], synthetic, seed=section.seed, steps=section.realism_steps, device=run_device
+        ),
+        "real_vs_refined": two_sample_test(
+            real[real_rows], refined, seed=section.seed, steps=section.realism_steps, device=run_device
+        ),
     }
 
     # 3. figures
     figures = out / "figures"
-    unit = "degrees" if task == "gaze" else "pixels"
+    unit = spec.metrics.unit
     reference = paper_reference_points(task) or None  # the paper's values at 7° (gaze), as points
-    line_chart_png({name: (curve[x_name].to_numpy(), curve["percent_within"].to_numpy()) for name, curve in curves.items()},
-                   figures / "curve.png",
-                   x_label=f"error threshold d ({unit})",
-                   y_label="% of images within d" if task == "gaze" else "% of joints within d",
-                   title=f"{task}: estimators on the real test split ({len(real)} images)", reference=reference)
+    line_chart_png(
+        {name: (curve[x_name].to_numpy(), curve["percent_within"].to_numpy()) for name, curve in curves.items()},
+        figures / "curve.png",
+        x_label=f"error threshold d ({unit})",
+        y_label=spec.metrics.y_label,
+        title=f"{task}: estimators on the real test split ({len(real)} images)",
+        reference=reference,
+    )
     image_grid_png({"synthetic": synthetic, "refined": refined, "real": real}, figures / "grid.png")
-    visual_turing_test_html(real, refined, figures / "turing.html", n_pairs=section.turing_pairs, seed=section.seed,
-                            title=f"SimGAN visual Turing test ({task}): real or refined?")
+    visual_turing_test_html(
+        real,
+        refined,
+        figures / "turing.html",
+        n_pairs=section.turing_pairs,
+        seed=section.seed,
+        title=f"SimGAN visual Turing test ({task}): real or refined?",
+    )
 
     # 4. metrics (DVC) and the full results (report stage)
-    headline = "within_7deg_pct" if task == "gaze" else "within_5px_pct"
+    headline = spec.metrics.headline
     metrics = {name: values for name, values in estimators.items()}
     if "refined" in estimators:  # one name in both tasks: the retrain flow promotes on it (flows/retrain.py)
         metrics["refined_within_pct"] = estimators["refined"][headline]
     if "synthetic" in estimators and "refined" in estimators:
         metrics["refined_minus_synthetic"] = {
-            headline: estimators["refined"][headline] - estimators["synthetic"][headline]}
+            headline: estimators["refined"][headline] - estimators["synthetic"][headline]
+        }
     metrics["preservation"] = preservation
-    metrics["realism"] = {name: {"accuracy": test["accuracy"], "p_value": test["p_value"]}
-                          for name, test in realism.items()}
+    metrics["realism"] = {
+        name: {"accuracy": test["accuracy"], "p_value": test["p_value"]} for name, test in realism.items()
+    }
     write_json(out / "metrics.json", metrics)
-    results = {"estimators": estimators, "preservation": preservation, "realism": realism,
-               "test_images": len(real), "figures": {"curve": "figures/curve.png", "grid": "figures/grid.png",
-                                                      "turing": "figures/turing.html"}}
+    results = {
+        "estimators": estimators,
+        "preservation": preservation,
+        "realism": realism,
+        "test_images": len(real),
+        "figures": {"curve": "figures/curve.png", "grid": "figures/grid.png", "turing": "figures/turing.html"},
+    }
     write_json(out / "results.json", results)
     for name, values in estimators.items():
-        print(f"evaluate@{task} {name}: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                                                        for k, v in values.items()))
-    print(f"evaluate@{task} realism (classifier accuracy; 0.5 = indistinguishable): real vs synthetic "
-          f"{realism['real_vs_synthetic']['accuracy']:.3f}, real vs refined {realism['real_vs_refined']['accuracy']:.3f}")
+        print(
+            f"evaluate@{task} {name}: "
+            + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items())
+        )
+    print(
+        f"evaluate@{task} realism (classifier accuracy; 0.5 = indistinguishable): real vs synthetic "
+        f"{realism['real_vs_synthetic']['accuracy']:.3f}, real vs refined {realism['real_vs_refined']['accuracy']:.3f}"
+    )
     return 0
 
 

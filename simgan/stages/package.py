@@ -58,7 +58,8 @@ def files_digest(root: Path, extra: dict) -> str:
     """A hash of the bento's inputs: service.py, bentofile.yaml, the simgan sources it includes, `extra`."""
     digest = hashlib.sha256(json.dumps(extra, sort_keys=True).encode())
     files = [root / name for name in SERVICE_FILES] + sorted(
-        p for p in (root / "simgan").rglob("*.py") if "stages" not in p.relative_to(root / "simgan").parts)
+        p for p in (root / "simgan").rglob("*.py") if "stages" not in p.relative_to(root / "simgan").parts
+    )
     for path in files:
         digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:20]
@@ -98,8 +99,9 @@ def store_model(task: str, checkpoint: Path, metadata: dict) -> tuple[str, bool]
         return str(bentoml.models.get(tag).tag), True
     except NotFound:
         pass
-    with bentoml.models.create(tag, labels={"task": task, "project": "simgan"},
-                               metadata={**metadata, "refiner_config": config}) as model:
+    with bentoml.models.create(
+        tag, labels={"task": task, "project": "simgan"}, metadata={**metadata, "refiner_config": config}
+    ) as model:
         torch.save(state_dict, model.path_of(WEIGHTS_FILE))
         Path(model.path_of(CONFIG_FILE)).write_text(json.dumps(config, indent=2))
     return tag, False
@@ -120,26 +122,38 @@ def build_bento(task: str, args: dict, root: Path) -> tuple[str, bool]:
         return str(bentoml.bentos.get(tag).tag), True
     except NotFound:
         pass
-    bento = bentoml.bentos.build_bentofile(str(root / BENTOFILE), name=bento_name(task), version=tag.split(":")[1],
-                                           labels={"task": task, "model": args["model"].replace(":", "-")},
-                                           build_ctx=str(root), args=args)
+    bento = bentoml.bentos.build_bentofile(
+        str(root / BENTOFILE),
+        name=bento_name(task),
+        version=tag.split(":")[1],
+        labels={"task": task, "model": args["model"].replace(":", "-")},
+        build_ctx=str(root),
+        args=args,
+    )
     return str(bento.tag), False
 
 
 def run(task: str, params: PackageParams, root: Path = Path(".")) -> dict:
     root = root.resolve()
-    metadata = {"task": task, "training_metrics": training_metrics(task, root), "data_version": data_version(root),
-                "git_commit": git_commit(root), "checkpoint": str(layout.trained(task) / "checkpoint.pt")}
+    metadata = {
+        "task": task,
+        "training_metrics": training_metrics(task, root),
+        "data_version": data_version(root),
+        "git_commit": git_commit(root),
+        "checkpoint": str(layout.trained(task) / "checkpoint.pt"),
+    }
     model_tag, model_reused = store_model(task, root / layout.trained(task) / "checkpoint.pt", metadata)
     args = service_args(task, model_tag, params)
     bento_tag, bento_reused = build_bento(task, args, root)
-    print(f"package@{task}: model {model_tag} ({'already in the store' if model_reused else 'stored'}), "
-          f"bento {bento_tag} ({'already built' if bento_reused else 'built'}) in {os.environ['BENTOML_HOME']}")
+    print(
+        f"package@{task}: model {model_tag} ({'already in the store' if model_reused else 'stored'}), "
+        f"bento {bento_tag} ({'already built' if bento_reused else 'built'}) in {os.environ['BENTOML_HOME']}"
+    )
     return {"task": task, "bento": bento_tag, "model": model_tag, "service": "service:Refiner", "args": args}
 
 
-def main() -> int:
-    task, params, _ = parse("package", __doc__)
+def main(argv: list[str] | None = None) -> int:
+    task, params, _ = parse("package", __doc__, argv)
     # Before bentoml is imported: the store inside the repository, no telemetry (as the Makefile sets them).
     os.environ.setdefault("BENTOML_HOME", str(Path(".bentoml").resolve()))
     os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")

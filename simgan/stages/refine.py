@@ -13,13 +13,13 @@ from simgan.io import atomic_write
 from simgan.stages.common import device, parse, prepared_images
 
 
-def main() -> int:
-    task, params, _ = parse("refine", __doc__)
+def main(argv: list[str] | None = None) -> int:
+    task, params, _ = parse("refine", __doc__, argv)
     out = layout.refined(task)
     synthetic, manifest = prepared_images(task, "synthetic")
-    runner = RefinerRunner.from_checkpoint(layout.trained(task) / "checkpoint.pt",
-                                           device=device(params.pretrain[task].device),
-                                           batch_size=params.refine[task].batch_size)
+    runner = RefinerRunner.from_checkpoint(
+        layout.trained(task) / "checkpoint.pt", device=device(params), batch_size=params.refine[task].batch_size
+    )
     refined = runner.refine(synthetic)
     table = manifest.copy()
     table["domain"] = "refined"

@@ -23,8 +23,10 @@ def main() -> int:
             raise SystemExit(f"report: {path} is missing; run `dvc repro evaluate@{task}` first")
         task_results = json.loads(path.read_text())
         # figure paths: relative to the evaluate folder there, relative to the report here
-        task_results["figures"] = {name: os.path.relpath(layout.evaluated(task) / relative, out)
-                                   for name, relative in task_results.get("figures", {}).items()}
+        task_results["figures"] = {
+            name: os.path.relpath(layout.evaluated(task) / relative, out)
+            for name, relative in task_results.get("figures", {}).items()
+        }
         results[task] = task_results
     markdown, html = write_report(results, out)
     print(f"report: {markdown} and {html}")

@@ -8,22 +8,20 @@ again from the pretrain checkpoint.
 
 from __future__ import annotations
 
-import hashlib
 import sys
 
 from simgan import layout
-from simgan.stages.common import LiveReport, parse
-from simgan.stages.pretrain import build_trainer, resume_if_killed
+from simgan.stages.common import LiveReport, file_digest, parse, refiner_trainer
 
 
-def main() -> int:
-    task, params, _ = parse("train", __doc__)
+def main(argv: list[str] | None = None) -> int:
+    task, params, _ = parse("train", __doc__, argv)
     out = layout.trained(task)
     start = layout.pretrained(task) / "checkpoint.pt"
     report = LiveReport(out / "dvclive")
-    trainer = build_trainer(task, params, with_rounds=True, report=report)
-    trainer.extra_state["pretrained_sha256"] = hashlib.sha256(start.read_bytes()).hexdigest()[:16]
-    if not resume_if_killed(trainer, out / "checkpoint.pt", f"train@{task}"):
+    trainer = refiner_trainer(task, params, with_rounds=True, report=report)
+    trainer.provenance["pretrained_sha256"] = file_digest(start)
+    if not trainer.resume_if_unfinished(out / "checkpoint.pt"):
         trainer.load(start)  # step = end of pretraining
     trainer.fit(checkpoint_path=out / "checkpoint.pt")
     report.close()

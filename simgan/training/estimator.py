@@ -3,25 +3,26 @@
 The point of SimGAN is measured here: the same estimator, same seed and schedule, trained once on the
 simulator's images and once on their refined versions (labels unchanged), then tested on real images.
 So the loop is deliberately plain — a fixed number of steps, one optimiser, no early stopping on real
-labels (that would leak the test split into training) — and it is resumable exactly like the refiner's.
+labels (that would leak the test split into training) — and it is resumable exactly like the refiner's
+(both run on `simgan.training.loop`).
 
-Glossary: `kind` is "gaze" (targets: unit 3-D gaze vectors, L2 loss, paper §3.1) or "hand" (targets:
-14 joints (x, y) in crop pixels, heatmap MSE with intermediate supervision, paper §3.3).
+What differs between the tasks is data, one `Estimation` per task in `ESTIMATIONS`: the gaze CNN
+(targets: unit 3-D gaze vectors, L2 loss, paper §3.1) and the stacked hourglass (targets: 14 joints
+(x, y) in crop pixels, heatmap MSE with intermediate supervision, paper §3.3).
 """
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from pydantic import Field
 
 from simgan.data.transforms import as_nchw_uint8, to_model
 from simgan.nn.estimators import (
@@ -32,128 +33,172 @@ from simgan.nn.estimators import (
     heatmap_peaks,
     joint_heatmaps,
 )
-from simgan.training.checkpoint import (
-    CheckpointError,
-    config_from_state,
-    load_checkpoint,
-    load_module_state,
-    save_checkpoint,
-)
-from simgan.training.refiner import progress_interval
-
-log = logging.getLogger(__name__)
-
-Kind = Literal["gaze", "hand"]
-Report = Callable[[int, dict[str, float]], None]
+from simgan.schema import schema
+from simgan.training.checkpoint import CheckpointError, config_from_state, load_checkpoint, load_module_state
+from simgan.training.loop import Report, TrainingLoop, default_device
 
 
-@dataclass(frozen=True)
+@schema
 class EstimatorTrainConfig:
     """How an estimator is trained.
 
-    steps: optimiser steps (a fixed budget: the same for synthetic and refined training).
-    batch_size: images per step (paper: 512).
     optimizer, lr, momentum: paper: "a constant 0.001 learning rate"; SGD unless Adam is chosen.
-    weight_decay: L2 on the weights (paper: unstated; 0 is the paper-literal reading).
-    augment: hand only — random rotations within ±rotation_deg and crops that shift the hand by up to
+    augment: random rotations within ±rotation_deg and crops that shift the subject by up to
         crop_shift_fraction of the crop and scale it by 1 ± crop_scale_fraction, with the joints moved
-        by the same transform (paper §3.3: "random [−20, 20] degree rotations and crops"). The gaze
-        CNN is trained without augmentation, as in the paper.
-    heatmap_sigma_px: width of the target Gaussians, in heatmap pixels (Newell et al.: 1).
-    seed: drives initialisation, batch sampling and augmentation.
+        by the same transform (paper §3.3: "random [−20, 20] degree rotations and crops"). Only tasks
+        whose targets move with the pixels support it (hand); the gaze CNN is trained without, as in
+        the paper.
     """
 
-    steps: int = 2000
-    batch_size: int = 512
+    steps: Annotated[
+        int, Field(ge=1, description="optimiser steps (a fixed budget: the same for synthetic and refined training)")
+    ] = 2000
+    batch_size: Annotated[int, Field(ge=1, description="images per step (paper: 512)")] = 512
     optimizer: Literal["sgd", "adam"] = "sgd"
-    lr: float = 0.001
-    momentum: float = 0.0
-    weight_decay: float = 0.0
+    lr: Annotated[float, Field(gt=0, description="learning rate (paper: a constant 0.001)")] = 0.001
+    momentum: Annotated[float, Field(ge=0, lt=1, description="SGD momentum")] = 0.0
+    weight_decay: Annotated[
+        float, Field(ge=0, description="L2 on the weights (paper: unstated; 0 is the paper-literal reading)")
+    ] = 0.0
     augment: bool = True
-    rotation_deg: float = 20.0
-    crop_shift_fraction: float = 0.1
-    crop_scale_fraction: float = 0.1
-    heatmap_sigma_px: float = 1.0
-    seed: int = 0
-    log_every_steps: int = 50
-    checkpoint_every_steps: int = 500
-
-    def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "log_every_steps", "checkpoint_every_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"EstimatorTrainConfig.{name} must be >= 1; got {getattr(self, name)}")
-        if self.optimizer not in ("sgd", "adam"):
-            raise ValueError(f"EstimatorTrainConfig.optimizer must be 'sgd' or 'adam'; got {self.optimizer!r}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+    rotation_deg: Annotated[float, Field(ge=0, le=180, description="paper: random rotations within ±20°")] = 20.0
+    crop_shift_fraction: Annotated[float, Field(ge=0, lt=1, description="largest shift, fraction of the crop")] = 0.1
+    crop_scale_fraction: Annotated[float, Field(ge=0, lt=1, description="largest scale change, fraction")] = 0.1
+    heatmap_sigma_px: Annotated[
+        float, Field(gt=0, description="width of the target Gaussians, heatmap pixels (Newell et al.: 1)")
+    ] = 1.0
+    seed: Annotated[int, Field(description="drives initialisation, batch sampling and augmentation")] = 0
+    log_every_steps: Annotated[int, Field(ge=1, description="average the loss over this many steps")] = 50
+    checkpoint_every_steps: Annotated[int, Field(ge=1, description="write the checkpoint this often")] = 500
 
 
 ModelConfig = GazeEstimatorConfig | HourglassConfig
 
 
-def build_estimator(kind: Kind, config: ModelConfig) -> torch.nn.Module:
-    if kind == "gaze":
-        return GazeEstimator(config)
-    if kind == "hand":
-        return StackedHourglass(config)
-    raise ValueError(f"estimator kind must be 'gaze' or 'hand'; got {kind!r}")
+def _gaze_loss(model, model_config, config, images, targets) -> torch.Tensor:
+    return (model(images) - targets).pow(2).sum(1).mean()  # L2 on the 3-D vector (paper §3.1)
 
 
-def _model_config_class(kind: Kind):
-    return GazeEstimatorConfig if kind == "gaze" else HourglassConfig
+def _hand_loss(model, model_config, config, images, targets) -> torch.Tensor:
+    wanted = joint_heatmaps(targets, model_config.input_size, model_config.heatmap_size, config.heatmap_sigma_px)
+    # intermediate supervision: the same target after every hourglass; ×1000 keeps the MSE of mostly
+    # zero 64×64 maps on the scale of the gaze loss (the optimiser does not care, the logs do)
+    return sum(F.mse_loss(heatmaps, wanted) for heatmaps in model(images)) * 1000
 
 
-def check_targets(kind: Kind, images: torch.Tensor, targets: np.ndarray | torch.Tensor, what: str) -> torch.Tensor:
-    """Targets as float32, one per image: (N, 3) unit gaze vectors or (N, J, 2) joints; finite."""
-    targets = torch.as_tensor(np.asarray(targets, dtype=np.float32))
-    expected = "(N, 3)" if kind == "gaze" else "(N, J, 2)"
-    shape_ok = targets.dim() == 2 and targets.shape[1] == 3 if kind == "gaze" else (
-        targets.dim() == 3 and targets.shape[2] == 2)
-    if not shape_ok or len(targets) != len(images):
-        raise ValueError(f"{what}: expected {expected} targets for {len(images)} images; got {tuple(targets.shape)}")
-    bad = ~torch.isfinite(targets).reshape(len(targets), -1).all(1)
-    if bad.any():
-        rows = bad.nonzero().flatten()[:5].tolist()
-        raise ValueError(f"{what}: {int(bad.sum())} target row(s) are NaN or infinite (first rows: {rows})")
-    return targets
+@dataclass(frozen=True)
+class Estimation:
+    """One task's estimator: its network, targets, loss and prediction.
+
+    target_shape: the shape of one target, -1 for "any length" (the number of joints).
+    predict: the network's output for a batch -> targets in the same units as the labels.
+    augments: whether targets move with the pixels, so rotations and crops can be applied to both.
+    """
+
+    task: str
+    config_class: type
+    build: Callable[[ModelConfig], torch.nn.Module]
+    target_shape: tuple[int, ...]
+    loss: Callable[..., torch.Tensor]
+    predict: Callable[[torch.nn.Module, torch.Tensor], torch.Tensor]
+    augments: bool
+
+    def empty_prediction(self, model: torch.nn.Module) -> np.ndarray:
+        shape = tuple(getattr(model.config, "num_joints", 0) if size == -1 else size for size in self.target_shape)
+        return np.zeros((0, *shape), np.float32)
+
+    def check_targets(self, images: torch.Tensor, targets: np.ndarray | torch.Tensor, what: str) -> torch.Tensor:
+        """Targets as float32, one per image, of `target_shape`, finite."""
+        targets = torch.as_tensor(np.asarray(targets, dtype=np.float32))
+        shape_ok = targets.dim() == 1 + len(self.target_shape) and all(
+            want in (-1, got) for want, got in zip(self.target_shape, targets.shape[1:], strict=True)
+        )
+        if not shape_ok or len(targets) != len(images):
+            expected = "(N, " + ", ".join("J" if size == -1 else str(size) for size in self.target_shape) + ")"
+            raise ValueError(
+                f"{what}: expected {expected} targets for {len(images)} images; got {tuple(targets.shape)}"
+            )
+        bad = ~torch.isfinite(targets).reshape(len(targets), -1).all(1)
+        if bad.any():
+            rows = bad.nonzero().flatten()[:5].tolist()
+            raise ValueError(f"{what}: {int(bad.sum())} target row(s) are NaN or infinite (first rows: {rows})")
+        return targets
 
 
-class EstimatorTrainer:
+ESTIMATIONS: dict[str, Estimation] = {
+    "gaze": Estimation(
+        "gaze",
+        GazeEstimatorConfig,
+        GazeEstimator,
+        (3,),
+        _gaze_loss,
+        lambda model, x: F.normalize(model(x), dim=1),
+        augments=False,
+    ),
+    "hand": Estimation(
+        "hand",
+        HourglassConfig,
+        StackedHourglass,
+        (-1, 2),
+        _hand_loss,
+        lambda model, x: heatmap_peaks(model(x)[-1], model.config.input_size),
+        augments=True,
+    ),
+}
+
+
+def estimation(task: str) -> Estimation:
+    if task not in ESTIMATIONS:
+        raise ValueError(f"estimator task must be one of {sorted(ESTIMATIONS)}; got {task!r}")
+    return ESTIMATIONS[task]
+
+
+class EstimatorTrainer(TrainingLoop):
     """Trains one estimator on (images, targets) for `config.steps` steps; exact resume from checkpoints."""
 
-    def __init__(self, kind: Kind, model_config: ModelConfig, config: EstimatorTrainConfig,
-                 images: np.ndarray | torch.Tensor, targets: np.ndarray | torch.Tensor, *,
-                 device: str | torch.device | None = None, report: Report | None = None, progress: bool = True,
-                 description: str = "estimator") -> None:
-        self.kind, self.model_config, self.config = kind, model_config, config
-        self.device = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    def __init__(
+        self,
+        task: str,
+        model_config: ModelConfig,
+        config: EstimatorTrainConfig,
+        images: np.ndarray | torch.Tensor,
+        targets: np.ndarray | torch.Tensor,
+        *,
+        device: str | torch.device | None = None,
+        report: Report | None = None,
+        progress: bool = True,
+        description: str = "estimator",
+    ) -> None:
+        super().__init__(report=report, progress=progress, description=description)
+        self.task, self.estimation = task, estimation(task)
+        self.model_config, self.config = model_config, config
+        self.device = torch.device(device) if device else default_device()
         self.images = as_nchw_uint8(images, channels=1, what=f"{description} images")  # uint8 on the host
         if tuple(self.images.shape[-2:]) != tuple(model_config.input_size):
-            raise ValueError(f"{description} images: expected {tuple(model_config.input_size)} (H×W) as the "
-                             f"estimator config says; got {tuple(self.images.shape[-2:])}")
+            raise ValueError(
+                f"{description} images: expected {tuple(model_config.input_size)} (H×W) as the "
+                f"estimator config says; got {tuple(self.images.shape[-2:])}"
+            )
         if len(self.images) == 0:
             raise ValueError(f"{description}: no training images")
-        self.targets = check_targets(kind, self.images, targets, f"{description} targets")
+        self.targets = self.estimation.check_targets(self.images, targets, f"{description} targets")
         torch.manual_seed(config.seed)
-        self.model = build_estimator(kind, model_config).to(self.device)
+        self.model = self.estimation.build(model_config).to(self.device)
         parameters = self.model.parameters()
         if config.optimizer == "adam":
             self.optimizer = torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay)
         else:
-            self.optimizer = torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum,
-                                             weight_decay=config.weight_decay)
+            self.optimizer = torch.optim.SGD(
+                parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+            )
         self.generator = torch.Generator().manual_seed(config.seed)
-        self.report, self.progress, self.description = report, progress, description
-        self.step = 0
-        self.extra_state: dict = {}  # saved alongside (e.g. which data it was trained on), never read back here
 
     # ---------------------------------------------------------------- one step
     def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         index = torch.randint(len(self.images), (self.config.batch_size,), generator=self.generator)
         images = to_model(self.images[index].to(self.device, non_blocking=True))
         targets = self.targets[index].to(self.device)
-        if self.kind == "hand" and self.config.augment:
+        if self.estimation.augments and self.config.augment:
             images, targets = self._rotate_and_crop(images, targets)
         return images, targets
 
@@ -181,108 +226,101 @@ class EstimatorTrainer:
         return warped, (moved + 1) / 2 * size - 0.5
 
     def loss(self, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        if self.kind == "gaze":
-            return (self.model(images) - targets).pow(2).sum(1).mean()  # L2 on the 3-D vector (paper §3.1)
-        wanted = joint_heatmaps(targets, self.model_config.input_size, self.model_config.heatmap_size,
-                                self.config.heatmap_sigma_px)
-        # intermediate supervision: the same target after every hourglass; ×1000 keeps the MSE of mostly
-        # zero 64×64 maps on the scale of the gaze loss (the optimiser does not care, the logs do)
-        return sum(F.mse_loss(heatmaps, wanted) for heatmaps in self.model(images)) * 1000
+        return self.estimation.loss(self.model, self.model_config, self.config, images, targets)
 
-    def train_step(self) -> float:
+    def train_step(self) -> None:
         images, targets = self.batch()
         loss = self.loss(images, targets)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"{self.description}: the loss became {loss.item()} at step {self.step}; "
-                                     f"lower the learning rate ({self.config.lr})")
+            raise FloatingPointError(
+                f"{self.description}: the loss became {loss.item()} at step {self.step}; "
+                f"lower the learning rate ({self.config.lr})"
+            )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        return loss.detach()
+        self.record("loss", loss)
 
-    # ---------------------------------------------------------------- the loop
-    def fit(self, *, checkpoint_path: str | Path | None = None, stop_at_step: int | None = None) -> dict[str, float]:
-        """Train from `self.step` to `config.steps` (or `stop_at_step`); checkpoints as the refiner's trainer
-        does (atomic, every `checkpoint_every_steps`, at the end, and on Ctrl-C). Returns the last logged metrics."""
-        c = self.config
-        end = c.steps if stop_at_step is None else min(stop_at_step, c.steps)
-        losses: list[torch.Tensor] = []
-        metrics: dict[str, float] = {}
-        bar = tqdm(total=c.steps, initial=self.step, disable=not self.progress, unit="step", dynamic_ncols=True,
-                   mininterval=progress_interval(), desc=self.description)
-        self.model.train()
-        try:
-            while self.step < end:
-                losses.append(self.train_step())
-                self.step += 1
-                bar.update(1)
-                if self.step % c.log_every_steps == 0 or self.step == end:
-                    metrics = {"loss": float(torch.stack(losses).mean())}
-                    losses.clear()
-                    bar.set_postfix(loss=f"{metrics['loss']:.4g}", refresh=False)
-                    if self.report is not None:
-                        self.report(self.step, metrics)
-                if checkpoint_path is not None and (self.step % c.checkpoint_every_steps == 0 or self.step == end):
-                    self.save(checkpoint_path)
-        except KeyboardInterrupt:
-            if checkpoint_path is not None:
-                self.save(checkpoint_path)
-                log.warning("interrupted at step %d; checkpoint written to %s", self.step, checkpoint_path)
-            raise
-        finally:
-            bar.close()
-        self.model.eval()
-        return metrics
+    # ---------------------------------------------------------------- the loop (simgan.training.loop)
+    @property
+    def total_steps(self) -> int:
+        return self.config.steps
+
+    @property
+    def log_every_steps(self) -> int:
+        return self.config.log_every_steps
+
+    @property
+    def checkpoint_every_steps(self) -> int:
+        return self.config.checkpoint_every_steps
+
+    def set_mode(self, training: bool) -> None:
+        self.model.train(training)
+
+    def on_metrics(self, metrics: dict[str, float], bar) -> None:
+        bar.set_postfix(loss=f"{metrics['loss']:.4g}", refresh=False)
 
     # ---------------------------------------------------------------- checkpoints
     def state_dict(self) -> dict:
-        return {"step": self.step, "kind": self.kind, "estimator_config": self.model_config.to_dict(),
-                "train_config": self.config.to_dict(), "estimator": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "rng": {"sampler": self.generator.get_state()},
-                **self.extra_state}
+        return {
+            "step": self.step,
+            "kind": self.task,
+            "estimator_config": self.model_config.to_dict(),
+            "train_config": self.config.to_dict(),
+            "estimator": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": {"sampler": self.generator.get_state()},
+        }
 
-    def save(self, path: str | Path) -> None:
-        save_checkpoint(path, self.state_dict())
+    def identity(self) -> dict:
+        return {
+            "kind": self.task,
+            "estimator_config": self.model_config.to_dict(),
+            "train_config": self.config.to_dict(),
+        }
 
     def load(self, path: str | Path) -> None:
         """Resume: weights, optimiser, sampler state and step. The model config must match."""
         state = load_checkpoint(path, map_location=self.device)
-        if state.get("kind") != self.kind:
-            raise CheckpointError(f"{path}: a {state.get('kind')!r} estimator checkpoint; this run trains {self.kind!r}")
-        theirs = config_from_state(_model_config_class(self.kind), state, "estimator_config", path)
+        if state.get("kind") != self.task:
+            raise CheckpointError(
+                f"{path}: a {state.get('kind')!r} estimator checkpoint; this run trains {self.task!r}"
+            )
+        theirs = config_from_state(self.estimation.config_class, state, "estimator_config", path)
         if theirs != self.model_config:
-            raise CheckpointError(f"{path}: checkpoint was trained with {theirs}; this run asks for {self.model_config}")
+            raise CheckpointError(
+                f"{path}: checkpoint was trained with {theirs}; this run asks for {self.model_config}"
+            )
         load_module_state(self.model, state["estimator"], what="estimator", path=path)
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["rng"]["sampler"].cpu())
         self.step = int(state["step"])
 
 
-def load_estimator(path: str | Path, device: str | torch.device = "cpu") -> tuple[Kind, torch.nn.Module]:
-    """An estimator rebuilt from its checkpoint alone (config inside), in eval mode."""
+def load_estimator(path: str | Path, device: str | torch.device = "cpu") -> tuple[str, torch.nn.Module]:
+    """(task, estimator) rebuilt from its checkpoint alone (config inside), in eval mode."""
     state = load_checkpoint(path, map_location=device)
-    kind = state.get("kind")
-    if kind not in ("gaze", "hand"):
-        raise CheckpointError(f"{path}: not an estimator checkpoint (kind {kind!r})")
-    config = config_from_state(_model_config_class(kind), state, "estimator_config", path)
-    model = build_estimator(kind, config).to(device)
+    task = state.get("kind")
+    if task not in ESTIMATIONS:
+        raise CheckpointError(f"{path}: not an estimator checkpoint (kind {task!r})")
+    config = config_from_state(ESTIMATIONS[task].config_class, state, "estimator_config", path)
+    model = ESTIMATIONS[task].build(config).to(device)
     load_module_state(model, state["estimator"], what="estimator", path=path)
-    return kind, model.eval()
+    return task, model.eval()
 
 
 @torch.no_grad()
-def predict(kind: Kind, model: torch.nn.Module, images: np.ndarray | torch.Tensor, *, batch_size: int = 256) -> np.ndarray:
+def predict(
+    task: str, model: torch.nn.Module, images: np.ndarray | torch.Tensor, *, batch_size: int = 256
+) -> np.ndarray:
     """Unit gaze vectors (N, 3) or joints (N, J, 2) in input pixels, for uint8 images (N, H, W)."""
     model.eval()
     device = next(model.parameters()).device
     batch = as_nchw_uint8(images, channels=1, what="images to estimate")
-    outputs = []
-    for start in range(0, len(batch), batch_size):
-        x = to_model(batch[start:start + batch_size].to(device))
-        if kind == "gaze":
-            outputs.append(F.normalize(model(x), dim=1).cpu())
-        else:
-            outputs.append(heatmap_peaks(model(x)[-1], model.config.input_size).cpu())
+    outputs = [
+        estimation(task).predict(model, to_model(batch[start : start + batch_size].to(device))).cpu()
+        for start in range(0, len(batch), batch_size)
+    ]
     if not outputs:
-        return np.zeros((0, 3) if kind == "gaze" else (0, model.config.num_joints, 2), np.float32)
+        return estimation(task).empty_prediction(model)
     return torch.cat(outputs).numpy()

@@ -23,38 +23,47 @@ import yaml
 
 from flows.dvc_stages import DVC
 from simgan import layout
+from simgan.config import read_yaml
 from simgan.data.simulators import simulate
+from simgan.profiles import merge
 
 ROOT = Path(__file__).resolve().parents[2]
-PROJECT_FILES = ["simgan", "expectations", "dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", "service.py",
-                 "bentofile.yaml"]
+PROJECT_FILES = [
+    "simgan",
+    "expectations",
+    "dvc.yaml",
+    "params.yaml",
+    ".dvcignore",
+    ".gitignore",
+    "service.py",
+    "bentofile.yaml",
+]
 pytestmark = pytest.mark.slow
 
 
 def tiny_params(params: dict) -> dict:
-    """The demo profile shrunk to seconds: narrow networks, a few steps, small hand crops."""
-    for task in layout.TASKS:
-        params["prepare"][task]["workers"] = 1
-        params["pretrain"][task].update(refiner_width=4, refiner_blocks=1, batch_size=4, history_capacity=16,
-                                        refiner_pretrain_steps=2, discriminator_pretrain_steps=1, device="cpu")
-        params["train"][task].update(adversarial_rounds=2, log_every_steps=1)
-        params["estimate"][task].update(steps=2, batch_size=4, log_every_steps=1, checkpoint_every_steps=1)
-        params["evaluate"][task].update(realism_images=20, realism_steps=2, turing_pairs=4, batch_size=16)
-    params["estimate"]["gaze"].update(widths=[4, 4, 4, 4, 4], hidden=8)
-    params["estimate"]["hand"].update(width=4, depth=2, heatmap_size=[16, 16])
-    params["prepare"]["hand"]["image_size"] = [96, 96]
-    params["prepare"]["gaze"]["test_persons"] = ["p00"]
-    return params
+    """The demo profile shrunk to seconds (profiles/tiny.yaml): narrow networks, a few steps, small hand crops."""
+    return merge(params, read_yaml(ROOT / "profiles" / "tiny.yaml"))
 
 
 def run(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "DVC_NO_ANALYTICS": "1", "GX_ANALYTICS_ENABLED": "false", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
-           "BENTOML_HOME": str(repo / ".bentoml"), "BENTOML_DO_NOT_TRACK": "True"}  # the package stage's store
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "DVC_NO_ANALYTICS": "1",
+        "GX_ANALYTICS_ENABLED": "false",
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+        "BENTOML_HOME": str(repo / ".bentoml"),
+        "BENTOML_DO_NOT_TRACK": "True",
+    }  # the package stage's store
     result = subprocess.run(list(args), cwd=repo, capture_output=True, text=True, env=env, timeout=600)
     if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        raise AssertionError(
+            f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
     return result
 
 
@@ -66,9 +75,8 @@ def stages_run(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", output))
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
-    repo = tmp_path_factory.mktemp("pipeline")
+def make_repo(repo: Path) -> Path:
+    """The project (tiny profile) in a fresh git repository with DVC and simulated data/, committed."""
     for name in PROJECT_FILES:
         source = ROOT / name
         if source.is_dir():
@@ -84,6 +92,11 @@ def repo(tmp_path_factory) -> Path:
     run(repo, "git", "add", "-A")
     run(repo, "git", "commit", "-qm", "project")
     return repo
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    return make_repo(tmp_path_factory.mktemp("pipeline"))
 
 
 @pytest.fixture(scope="module")
@@ -138,8 +151,9 @@ def test_a_param_change_reruns_only_its_dependents(repo, first_repro):
     params["train"]["gaze"]["adversarial_rounds"] = 3
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     result = dvc(repo, "repro")
-    assert stages_run(result.stdout) == downstream("gaze", "train", "refine", "validate_refined", "estimate", "evaluate",
-                                                   "package")
+    assert stages_run(result.stdout) == downstream(
+        "gaze", "train", "refine", "validate_refined", "estimate", "evaluate", "package"
+    )
     params["evaluate"]["hand"]["turing_pairs"] = 6
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     # only the Turing page changes: results.json is byte-identical, so DVC does not re-run the report
@@ -158,19 +172,25 @@ def test_changed_data_rehashes_and_reruns_that_task(repo, first_repro):
 
 def start_repro(repo: Path, log_path: Path, *targets: str) -> subprocess.Popen:
     """`dvc repro` in the background, in its own process group, its output in `log_path`."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "DVC_NO_ANALYTICS": "1", "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "DVC_NO_ANALYTICS": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
     with open(log_path, "w") as log:
         # flows' launcher: Ctrl-C works even when pytest itself was started in the background
-        return subprocess.Popen([*DVC, "repro", *targets], cwd=repo, env=env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            [*DVC, "repro", *targets], cwd=repo, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
 
 def wait_for(process: subprocess.Popen, log_path: Path, done, what: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while not done():
-        assert process.poll() is None and time.monotonic() < deadline, f"waiting for {what}:\n" + \
-            log_path.read_text()[-2000:]
+        assert process.poll() is None and time.monotonic() < deadline, (
+            f"waiting for {what}:\n" + log_path.read_text()[-2000:]
+        )
         time.sleep(0.2)
 
 
@@ -196,8 +216,12 @@ def test_a_second_run_is_refused_and_a_killed_run_resumes_from_its_checkpoint(re
         # which run holds the lock, by PID and command line
         assert "is busy" in refusal and f"(PID {first.pid})" in refusal and "repro train@hand" in refusal, refusal
         assert first.poll() is None  # the first run was not disturbed
-        wait_for(first, log_path, lambda: checkpoint.exists() and checkpoint.stat().st_mtime_ns != written_before,
-                 "a checkpoint of the long run")
+        wait_for(
+            first,
+            log_path,
+            lambda: checkpoint.exists() and checkpoint.stat().st_mtime_ns != written_before,
+            "a checkpoint of the long run",
+        )
     finally:
         os.killpg(first.pid, signal.SIGINT)  # Ctrl-C: the trainer writes its checkpoint, DVC releases its lock
         first.wait(60)
@@ -231,3 +255,29 @@ def test_validation_failure_stops_before_training(repo, first_repro):
     assert result.returncode != 0
     assert "validate@gaze" in stages_run(result.stdout) and "pretrain@gaze" not in stages_run(result.stdout)
     assert "pixel_std" in result.stdout + result.stderr  # the failed expectation is named
+
+
+def test_experiments_carry_their_results(tmp_path):
+    """`dvc exp show` lists each experiment's metrics (not `!`), `dvc exp diff` compares them, and
+    `dvc exp apply` brings one back whole: its params, and its metrics file from the cache."""
+    repo = make_repo(tmp_path)
+    dvc(repo, "exp", "run", "-n", "two-rounds", "train@gaze")
+    dvc(repo, "exp", "run", "-n", "three-rounds", "-S", "train.gaze.adversarial_rounds=3", "train@gaze")
+    metrics = "artifacts/train/gaze/dvclive/metrics.json"
+    table = dvc(repo, "exp", "show", "--csv", "--no-pager").stdout
+    rows = {row.split(",")[0]: row for row in table.splitlines()[1:]}
+    header = table.splitlines()[0].split(",")
+    step = header.index(f"{metrics}:step")
+    for name, steps in (("two-rounds", "5"), ("three-rounds", "6")):  # 2 + 1 pretraining steps + rounds
+        assert name in rows, table
+        assert rows[name].split(",")[step] == steps, table
+    diff = dvc(repo, "exp", "diff", "two-rounds", "three-rounds").stdout
+    assert "adversarial_rounds" in diff and "step" in diff, diff
+    (repo / metrics).unlink()
+    # these experiments ran train@gaze only: apply restores everything they produced and names, as
+    # failed checkouts, only the outputs of stages they never ran (a full-pipeline experiment has none)
+    applied = dvc(repo, "exp", "apply", "two-rounds", check=False)
+    failed = applied.stdout + applied.stderr
+    assert metrics not in failed.split("Checkout failed for following targets:")[-1], failed
+    assert yaml.safe_load((repo / "params.yaml").read_text())["train"]["gaze"]["adversarial_rounds"] == 2
+    assert json.loads((repo / metrics).read_text())["step"] == 5

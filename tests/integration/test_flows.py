@@ -118,12 +118,16 @@ def test_pipeline_runs_every_stage_in_dag_order(project):
 
     assert log(project) == ORDER
     assert [(run["stage"], run["ran"]) for run in summary["stages"]] == [(stage, True) for stage in ORDER]
-    assert summary["metrics"] == {"artifacts/train/gaze/metrics.json:mean_error": 0.5,
-                                  "artifacts/train/gaze/metrics.json:rounds": 3,
-                                  "artifacts/train/hand/metrics.json:mean_error": 0.5,
-                                  "artifacts/train/hand/metrics.json:rounds": 3}
-    assert summary["images"] == {"train@gaze": ["artifacts/train/gaze/grid.png"],
-                                 "train@hand": ["artifacts/train/hand/grid.png"]}
+    assert summary["metrics"] == {
+        "artifacts/train/gaze/metrics.json:mean_error": 0.5,
+        "artifacts/train/gaze/metrics.json:rounds": 3,
+        "artifacts/train/hand/metrics.json:mean_error": 0.5,
+        "artifacts/train/hand/metrics.json:rounds": 3,
+    }
+    assert summary["images"] == {
+        "train@gaze": ["artifacts/train/gaze/grid.png"],
+        "train@hand": ["artifacts/train/hand/grid.png"],
+    }
     report = Artifact.get("pipeline-report")
     assert "`train@hand` | ran" in report.data and "mean_error" in report.data
     assert "artifacts/train/gaze/grid.png" in Artifact.get("pipeline-images").data
@@ -156,7 +160,11 @@ def test_failing_stage_stops_the_flow_and_a_rerun_resumes_there(project):
     summary = pipeline(repo_root=str(project))
 
     assert [(run["stage"], run["ran"]) for run in summary["stages"]] == [
-        ("prep@gaze", False), ("prep@hand", False), ("train@gaze", True), ("train@hand", True)]
+        ("prep@gaze", False),
+        ("prep@hand", False),
+        ("train@gaze", True),
+        ("train@hand", True),
+    ]
     assert log(project) == ["prep@gaze", "prep@hand", "train@gaze", "train@gaze", "train@hand"]
 
 
@@ -167,8 +175,10 @@ def test_retrain_skips_unchanged_data_and_reruns_after_data_changes(project):
     promoted = json.loads((project / "artifacts" / "promoted.json").read_text())
     assert promoted["data_hash"] == hash_before
     assert promoted["git"]["commit"] == sh(project, "git", "rev-parse", "HEAD").strip()
-    assert promoted["selected"] == {"artifacts/train/gaze/metrics.json:mean_error": 0.5,
-                                    "artifacts/train/hand/metrics.json:mean_error": 0.5}
+    assert promoted["selected"] == {
+        "artifacts/train/gaze/metrics.json:mean_error": 0.5,
+        "artifacts/train/hand/metrics.json:mean_error": 0.5,
+    }
     assert log(project) == ORDER
 
     second = retrain(repo_root=str(project), metric="mean_error", direction="min")
@@ -189,16 +199,26 @@ def test_promotion_is_refused_when_the_metric_gets_worse(project):
     # A promotion recorded earlier with a better mean_error than this data gives (0.5); saves a first full run.
     promoted_file = project / "artifacts" / "promoted.json"
     promoted_file.parent.mkdir()
-    promoted_file.write_text(json.dumps({"data_hash": "earlier", "metrics": {
-        "artifacts/train/gaze/metrics.json:mean_error": 0.25, "artifacts/train/hand/metrics.json:mean_error": 0.5}}))
+    promoted_file.write_text(
+        json.dumps(
+            {
+                "data_hash": "earlier",
+                "metrics": {
+                    "artifacts/train/gaze/metrics.json:mean_error": 0.25,
+                    "artifacts/train/hand/metrics.json:mean_error": 0.5,
+                },
+            }
+        )
+    )
     promoted_before = promoted_file.read_text()
 
     result = retrain(repo_root=str(project), metric="mean_error", direction="min")
 
     assert log(project) == ORDER
     assert result["status"] == "refused"
-    assert result["reason"] == ("not promoted: artifacts/train/gaze/metrics.json:mean_error got worse, 0.25 -> 0.5 "
-                                "(lower is better)")  # hand: 0.5 -> 0.5 is not worse
+    assert result["reason"] == (
+        "not promoted: artifacts/train/gaze/metrics.json:mean_error got worse, 0.25 -> 0.5 (lower is better)"
+    )  # hand: 0.5 -> 0.5 is not worse
     assert promoted_file.read_text() == promoted_before
     state = json.loads((project / "artifacts" / "retrain.json").read_text())
     assert state["status"] == "refused" and state["reason"] == result["reason"]
@@ -228,12 +248,19 @@ def test_the_timeout_interrupt_works_in_a_flow_started_with_ctrl_c_ignored(proje
     DVC must still get Ctrl-C from the timeout and remove its lock, not be SIGKILLed holding it."""
     with (project / "dvc.yaml").open("a") as f:
         f.write("  slow:\n    cmd: echo slow >> log.txt && sleep 60\n    outs: [slow.txt]\n")
-    child = ("import signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
-             "from flows import dvc_stages\n"
-             "code, tail, timed_out = dvc_stages.run_dvc(sys.argv[1], ['repro', '-s', 'slow'], timeout_s=2)\n"
-             "print('timed out' if timed_out else f'exit {code}')\n")
-    result = subprocess.run([sys.executable, "-c", child, str(project)], cwd=Path(__file__).parents[2],
-                            capture_output=True, text=True, timeout=120)
+    child = (
+        "import signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+        "from flows import dvc_stages\n"
+        "code, tail, timed_out = dvc_stages.run_dvc(sys.argv[1], ['repro', '-s', 'slow'], timeout_s=2)\n"
+        "print('timed out' if timed_out else f'exit {code}')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", child, str(project)],
+        cwd=Path(__file__).parents[2],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.stdout.strip().splitlines()[-1] == "timed out", result.stdout + result.stderr
     assert log(project) == ["slow"]
     # stopped by SIGINT: DVC removed its lock (SIGKILL leaves the entry for the next run to find dead)

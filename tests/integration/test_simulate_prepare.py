@@ -19,9 +19,21 @@ from PIL import Image
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     root = tmp_path_factory.mktemp("default")
-    for command in (["simulate", "--out", str(root / "data"), "--profile", "tiny"],
-                    ["prepare", "--data", str(root / "data"), "--out", str(root / "prepared"), "--hand-size", "96",
-                     "--test-persons", "p00", "--quiet"]):
+    for command in (
+        ["simulate", "--out", str(root / "data"), "--profile", "tiny"],
+        [
+            "prepare",
+            "--data",
+            str(root / "data"),
+            "--out",
+            str(root / "prepared"),
+            "--hand-size",
+            "96",
+            "--test-persons",
+            "p00",
+            "--quiet",
+        ],
+    ):
         result = subprocess.run([sys.executable, "-m", "simgan", *command], capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr
     return root / "prepared"
@@ -39,8 +51,9 @@ def pupil_offsets(images: np.ndarray) -> np.ndarray:
     dark = flat <= np.quantile(flat, 0.01, axis=1, keepdims=True)
     ys, xs = np.divmod(np.arange(flat.shape[1]), images.shape[2])
     count = dark.sum(axis=1)
-    return np.column_stack([(dark * xs).sum(1) / count - (images.shape[2] - 1) / 2,
-                            (dark * ys).sum(1) / count - (images.shape[1] - 1) / 2])
+    return np.column_stack(
+        [(dark * xs).sum(1) / count - (images.shape[2] - 1) / 2, (dark * ys).sum(1) / count - (images.shape[1] - 1) / 2]
+    )
 
 
 def test_both_tasks_have_arrays_manifests_and_grids(prepared):
@@ -91,6 +104,6 @@ def test_hand_joints_land_on_the_hand(prepared):
             for joint in range(14):
                 u, v = int(round(row[f"joint_{joint:02d}_u"])), int(round(row[f"joint_{joint:02d}_v"]))
                 if 0 <= u < image.shape[1] and 0 <= v < image.shape[0]:
-                    window = image[max(v - 2, 0): v + 3, max(u - 2, 0): u + 3]
+                    window = image[max(v - 2, 0) : v + 3, max(u - 2, 0) : u + 3]
                     hits.append(bool((window > 0).any()))
         assert np.mean(hits) > 0.9, domain

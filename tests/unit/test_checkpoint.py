@@ -6,16 +6,23 @@ import pytest
 import torch
 from conftest import EYES_DISCRIMINATOR, TINY_REFINER, tiny_train_config
 
-from simgan.nn.refiner import RefinerConfig
 from simgan.io import atomic_write
+from simgan.nn.refiner import RefinerConfig
 from simgan.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from simgan.training.refiner import SimGANTrainer
 
 
 def trained(images, refiner_config=TINY_REFINER, **overrides) -> SimGANTrainer:
     synthetic, real = images
-    trainer = SimGANTrainer(synthetic, real, refiner_config=refiner_config, discriminator_config=EYES_DISCRIMINATOR,
-                            config=tiny_train_config(**overrides), device="cpu", progress=False)
+    trainer = SimGANTrainer(
+        synthetic,
+        real,
+        refiner_config=refiner_config,
+        discriminator_config=EYES_DISCRIMINATOR,
+        config=tiny_train_config(**overrides),
+        device="cpu",
+        progress=False,
+    )
     trainer.fit(stop_at_step=2)
     return trainer
 
@@ -38,8 +45,18 @@ def test_checkpoint_holds_everything_needed_to_resume(eye_images, tmp_path):
     trainer = trained(eye_images)
     trainer.save(tmp_path / "c.pt")
     state = load_checkpoint(tmp_path / "c.pt")
-    assert {"refiner_config", "discriminator_config", "train_config", "refiner", "discriminator", "refiner_optimizer",
-            "discriminator_optimizer", "history", "rng", "step"} <= set(state)
+    assert {
+        "refiner_config",
+        "discriminator_config",
+        "train_config",
+        "refiner",
+        "discriminator",
+        "refiner_optimizer",
+        "discriminator_optimizer",
+        "history",
+        "rng",
+        "step",
+    } <= set(state)
     assert state["step"] == 2 and RefinerConfig(**state["refiner_config"]) == TINY_REFINER
 
 
@@ -79,8 +96,15 @@ def test_other_architecture_is_refused(eye_images, tmp_path):
     trained(eye_images).save(tmp_path / "c.pt")
     wider = RefinerConfig(width=16, num_blocks=1, input_size=(35, 55))
     synthetic, real = eye_images
-    other = SimGANTrainer(synthetic, real, refiner_config=wider, discriminator_config=EYES_DISCRIMINATOR,
-                          config=tiny_train_config(), device="cpu", progress=False)
+    other = SimGANTrainer(
+        synthetic,
+        real,
+        refiner_config=wider,
+        discriminator_config=EYES_DISCRIMINATOR,
+        config=tiny_train_config(),
+        device="cpu",
+        progress=False,
+    )
     with pytest.raises(CheckpointError, match=r"c.pt: checkpoint was trained with RefinerConfig\(.*width=8"):
         other.load(tmp_path / "c.pt")
 
@@ -88,7 +112,14 @@ def test_other_architecture_is_refused(eye_images, tmp_path):
 def test_other_history_capacity_is_refused(eye_images, tmp_path):
     trained(eye_images).save(tmp_path / "c.pt")
     synthetic, real = eye_images
-    other = SimGANTrainer(synthetic, real, refiner_config=TINY_REFINER, discriminator_config=EYES_DISCRIMINATOR,
-                          config=tiny_train_config(history_capacity=32), device="cpu", progress=False)
+    other = SimGANTrainer(
+        synthetic,
+        real,
+        refiner_config=TINY_REFINER,
+        discriminator_config=EYES_DISCRIMINATOR,
+        config=tiny_train_config(history_capacity=32),
+        device="cpu",
+        progress=False,
+    )
     with pytest.raises(CheckpointError, match="history in checkpoint has capacity 16"):
         other.load(tmp_path / "c.pt")

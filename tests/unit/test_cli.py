@@ -5,13 +5,13 @@ from __future__ import annotations
 import csv
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-TINY_DEMO = ["--synthetic", "64", "--real", "64", "--width", "4", "--batch-size", "8", "--refiner-pretrain-steps", "2",
-             "--discriminator-pretrain-steps", "1", "--quiet"]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def simgan(*args: str) -> subprocess.CompletedProcess:
@@ -19,40 +19,61 @@ def simgan(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo")
-    first = simgan("demo", "--out", str(out), *TINY_DEMO, "--rounds", "2")
-    return out, first
+def checkpoint(tmp_path_factory):
+    """A tiny trained refiner's checkpoint, as the train stage writes it."""
+    from conftest import EYES_DISCRIMINATOR, TINY_REFINER, tiny_train_config
+
+    from simgan.training.refiner import SimGANTrainer
+
+    rng = np.random.default_rng(0)
+    synthetic, real = (rng.integers(0, 256, (16, 35, 55), dtype=np.uint8) for _ in range(2))
+    trainer = SimGANTrainer(
+        synthetic,
+        real,
+        refiner_config=TINY_REFINER,
+        discriminator_config=EYES_DISCRIMINATOR,
+        config=tiny_train_config(),
+        device="cpu",
+        progress=False,
+    )
+    path = tmp_path_factory.mktemp("train") / "checkpoint.pt"
+    trainer.fit(checkpoint_path=path)
+    return path
 
 
 def test_help_explains_the_commands():
     result = simgan("--help")
-    assert result.returncode == 0 and "demo" in result.stdout and "refine" in result.stdout
-    demo_help = simgan("demo", "--help").stdout
-    assert "Resumes from OUT/checkpoint.pt" in demo_help and "(default: 32)" in demo_help
+    assert result.returncode == 0
+    for command in ("simulate", "check", "profile", "prepare", "refine", "serve"):
+        assert command in result.stdout
+    assert "demo" not in result.stdout  # one front door: the pipeline (make demo / dvc repro)
+    prepare_help = simgan("prepare", "--help").stdout
+    assert "artifacts/" in prepare_help and "dvc repro prepare@<task>" in prepare_help
+
+
+def test_prepare_never_writes_into_the_pipelines_outputs(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "simgan", "prepare", "--out", "artifacts/prepared"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0 and "which the pipeline (DVC) owns" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_profile_prints_the_dvc_experiment_it_would_run():
+    result = subprocess.run(
+        [sys.executable, "-m", "simgan", "profile", "paper"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("dvc exp run -n paper -S ") and "pretrain.gaze.refiner.width=64" in result.stdout
 
 
 @pytest.mark.slow
-def test_demo_trains_writes_and_resumes(demo_run):
-    out, first = demo_run
-    assert first.returncode == 0, first.stderr
-    assert "trained 5/5 steps" in first.stdout
-    assert {"checkpoint.pt", "metrics.csv", "refined_grid.png"} <= {p.name for p in out.iterdir()}
-    with Image.open(out / "refined_grid.png") as grid:
-        assert grid.size == (10 * 55 * 3, 4 * 35 * 3)  # 10 columns; synthetic, refined, difference, real rows
-    second = simgan("demo", "--out", str(out), *TINY_DEMO, "--rounds", "4")  # more rounds: continue, not restart
-    assert second.returncode == 0, second.stderr
-    assert "resuming from" in second.stdout and "at step 5/7" in second.stdout and "trained 7/7 steps" in second.stdout
-    with (out / "metrics.csv").open() as handle:
-        steps = [int(row["step"]) for row in csv.DictReader(handle)]
-    assert steps == sorted(steps) and steps[-1] == 7 and len(steps) == len(set(steps))
-
-
-@pytest.mark.slow
-def test_refine_npy_and_folder_with_quarantine(demo_run, tmp_path):
-    out, first = demo_run
-    assert first.returncode == 0, first.stderr
-    checkpoint = str(out / "checkpoint.pt")
+def test_refine_npy_and_folder_with_quarantine(checkpoint, tmp_path):
+    checkpoint = str(checkpoint)
     images = np.random.default_rng(0).integers(0, 256, (5, 35, 55), dtype=np.uint8)
     np.save(tmp_path / "in.npy", images)
     result = simgan("refine", "--checkpoint", checkpoint, str(tmp_path / "in.npy"), str(tmp_path / "out.npy"))
@@ -79,14 +100,21 @@ def test_refine_npy_and_folder_with_quarantine(demo_run, tmp_path):
 def test_corrupt_checkpoint_is_one_clear_sentence(tmp_path):
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     np.save(tmp_path / "in.npy", np.zeros((1, 35, 55), dtype=np.uint8))
-    result = simgan("refine", "--checkpoint", str(tmp_path / "bad.pt"), str(tmp_path / "in.npy"), str(tmp_path / "o.npy"))
+    result = simgan(
+        "refine", "--checkpoint", str(tmp_path / "bad.pt"), str(tmp_path / "in.npy"), str(tmp_path / "o.npy")
+    )
     assert result.returncode == 2
     assert "not a readable simgan checkpoint" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_serve_without_a_packaged_bento_says_what_to_run(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "simgan", "serve", "--task", "hand"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "simgan", "serve", "--task", "hand"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert "artifacts/package/hand/bento.json does not exist" in result.stderr
     assert "dvc repro package@hand" in result.stderr

@@ -19,7 +19,9 @@ from simgan.nn.estimators import (
 from simgan.training.checkpoint import CheckpointError
 from simgan.training.estimator import EstimatorTrainConfig, EstimatorTrainer, load_estimator, predict
 
-TINY_HOURGLASS = HourglassConfig(input_size=(32, 32), num_joints=3, num_stacks=2, width=8, depth=2, heatmap_size=(16, 16))
+TINY_HOURGLASS = HourglassConfig(
+    input_size=(32, 32), num_joints=3, num_stacks=2, width=8, depth=2, heatmap_size=(16, 16)
+)
 
 
 def test_gaze_cnn_is_the_papers_with_a_9600_value_flatten():
@@ -36,7 +38,8 @@ def test_gaze_cnn_is_the_papers_with_a_9600_value_flatten():
 
 def test_hourglass_gives_one_heatmap_set_per_stack_at_the_heatmap_size():
     outputs = StackedHourglass(HourglassConfig(input_size=(128, 128), width=8, heatmap_size=(64, 64)))(
-        torch.zeros(2, 1, 128, 128))
+        torch.zeros(2, 1, 128, 128)
+    )
     assert [tuple(o.shape) for o in outputs] == [(2, 14, 64, 64)] * 2
     resized = StackedHourglass(HourglassConfig(input_size=(96, 96), width=8, depth=2, heatmap_size=(64, 64)))
     assert tuple(resized(torch.zeros(1, 1, 96, 96))[-1].shape) == (1, 14, 64, 64)
@@ -53,8 +56,9 @@ def test_heatmap_peaks_invert_joint_heatmaps():
 
 def _blob_images(joints: torch.Tensor, size: int) -> torch.Tensor:
     """uint8 images with a bright Gaussian blob at each joint (x, y)."""
-    ys, xs = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32),
-                            indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32), indexing="ij"
+    )
     maps = torch.exp(-((xs - joints[..., 0, None, None]) ** 2 + (ys - joints[..., 1, None, None]) ** 2) / 8.0)
     return (maps.amax(1) * 255).round().to(torch.uint8)
 
@@ -63,8 +67,15 @@ def test_augmentation_moves_the_joints_with_the_pixels():
     generator = torch.Generator().manual_seed(3)
     joints = 8 + torch.rand(16, 3, 2, generator=generator) * 16
     images = _blob_images(joints, 32)
-    config = EstimatorTrainConfig(steps=1, batch_size=16, optimizer="adam", rotation_deg=20, crop_shift_fraction=0.1,
-                                  crop_scale_fraction=0.1, seed=0)
+    config = EstimatorTrainConfig(
+        steps=1,
+        batch_size=16,
+        optimizer="adam",
+        rotation_deg=20,
+        crop_shift_fraction=0.1,
+        crop_scale_fraction=0.1,
+        seed=0,
+    )
     trainer = EstimatorTrainer("hand", TINY_HOURGLASS, config, images, joints, device="cpu", progress=False)
     model_input = images.float().div(127.5).sub(1).unsqueeze(1)
     warped, moved = trainer._rotate_and_crop(model_input, joints)
@@ -80,8 +91,10 @@ def test_augmentation_moves_the_joints_with_the_pixels():
 
 def _gaze_data(count: int = 64):
     generator = torch.Generator().manual_seed(0)
-    targets = torch.nn.functional.normalize(torch.randn(count, 3, generator=generator) * torch.tensor([0.3, 0.3, 1.0])
-                                            - torch.tensor([0.0, 0.0, 1.0]), dim=1)
+    targets = torch.nn.functional.normalize(
+        torch.randn(count, 3, generator=generator) * torch.tensor([0.3, 0.3, 1.0]) - torch.tensor([0.0, 0.0, 1.0]),
+        dim=1,
+    )
     # the pupil's position encodes the gaze: a learnable task
     centres = torch.stack([27 + 20 * targets[:, 0], 17 + 12 * targets[:, 1]], 1)[:, None, :]
     images = 255 - _blob_images(centres, 55)[:, :35, :]
@@ -95,13 +108,28 @@ def test_gaze_training_learns_and_resumes_exactly(tmp_path):
     images, targets = _gaze_data()
     config = EstimatorTrainConfig(steps=80, batch_size=16, optimizer="adam", lr=0.003, seed=1, log_every_steps=10)
     logged = []
-    straight = EstimatorTrainer("gaze", TINY_GAZE, config, images, targets, device="cpu", progress=False,
-                                report=lambda step, metrics: logged.append(metrics["loss"]))
+    straight = EstimatorTrainer(
+        "gaze",
+        TINY_GAZE,
+        config,
+        images,
+        targets,
+        device="cpu",
+        progress=False,
+        report=lambda step, metrics: logged.append(metrics["loss"]),
+    )
     straight.fit()
     assert len(logged) == 8 and logged[-1] < logged[0] / 2  # it learns where the pupil is
 
-    halves = EstimatorTrainer("gaze", TINY_GAZE, config.__class__(**{**config.to_dict(), "steps": 40}), images,
-                              targets, device="cpu", progress=False)
+    halves = EstimatorTrainer(
+        "gaze",
+        TINY_GAZE,
+        config.__class__(**{**config.to_dict(), "steps": 40}),
+        images,
+        targets,
+        device="cpu",
+        progress=False,
+    )
     halves.fit(checkpoint_path=tmp_path / "half.pt")
     resumed = EstimatorTrainer("gaze", TINY_GAZE, config, images, targets, device="cpu", progress=False)
     resumed.load(tmp_path / "half.pt")
@@ -113,23 +141,44 @@ def test_gaze_training_learns_and_resumes_exactly(tmp_path):
 
 def test_checkpoint_rebuilds_the_estimator_and_predicts_unit_vectors(tmp_path):
     images, targets = _gaze_data(16)
-    trainer = EstimatorTrainer("gaze", TINY_GAZE, EstimatorTrainConfig(steps=2, batch_size=4, optimizer="adam"),
-                               images, targets, device="cpu", progress=False)
+    trainer = EstimatorTrainer(
+        "gaze",
+        TINY_GAZE,
+        EstimatorTrainConfig(steps=2, batch_size=4, optimizer="adam"),
+        images,
+        targets,
+        device="cpu",
+        progress=False,
+    )
     trainer.fit(checkpoint_path=tmp_path / "gaze.pt")
     kind, model = load_estimator(tmp_path / "gaze.pt")
     predicted = predict(kind, model, images.numpy())
     assert kind == "gaze" and predicted.shape == (16, 3)
     assert np.allclose(np.linalg.norm(predicted, axis=1), 1, atol=1e-5)
-    other = EstimatorTrainer("hand", TINY_HOURGLASS, EstimatorTrainConfig(steps=1, batch_size=2),
-                             np.zeros((4, 32, 32), np.uint8), np.full((4, 3, 2), 16.0), device="cpu", progress=False)
+    other = EstimatorTrainer(
+        "hand",
+        TINY_HOURGLASS,
+        EstimatorTrainConfig(steps=1, batch_size=2),
+        np.zeros((4, 32, 32), np.uint8),
+        np.full((4, 3, 2), 16.0),
+        device="cpu",
+        progress=False,
+    )
     with pytest.raises(CheckpointError, match="'gaze' estimator checkpoint"):
         other.load(tmp_path / "gaze.pt")
 
 
 def test_hand_predictions_are_joints_in_input_pixels(tmp_path):
     joints = torch.full((4, 3, 2), 16.0)
-    trainer = EstimatorTrainer("hand", TINY_HOURGLASS, EstimatorTrainConfig(steps=1, batch_size=2), _blob_images(joints, 32),
-                               joints, device="cpu", progress=False)
+    trainer = EstimatorTrainer(
+        "hand",
+        TINY_HOURGLASS,
+        EstimatorTrainConfig(steps=1, batch_size=2),
+        _blob_images(joints, 32),
+        joints,
+        device="cpu",
+        progress=False,
+    )
     trainer.fit(checkpoint_path=tmp_path / "hand.pt")
     kind, model = load_estimator(tmp_path / "hand.pt")
     predicted = predict(kind, model, np.zeros((5, 32, 32), np.uint8), batch_size=2)
@@ -145,5 +194,11 @@ def test_bad_targets_are_refused_naming_the_rows():
     with pytest.raises(ValueError, match=r"expected \(N, 3\) targets for 4 images"):
         EstimatorTrainer("gaze", TINY_GAZE, EstimatorTrainConfig(steps=1), images, np.zeros((3, 3)), device="cpu")
     with pytest.raises(ValueError, match="expected \\(35, 55\\)"):
-        EstimatorTrainer("gaze", TINY_GAZE, EstimatorTrainConfig(steps=1), np.zeros((4, 36, 60), np.uint8), np.zeros((4, 3)),
-                         device="cpu")
+        EstimatorTrainer(
+            "gaze",
+            TINY_GAZE,
+            EstimatorTrainConfig(steps=1),
+            np.zeros((4, 36, 60), np.uint8),
+            np.zeros((4, 3)),
+            device="cpu",
+        )

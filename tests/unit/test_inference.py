@@ -16,8 +16,15 @@ from simgan.training.refiner import SimGANTrainer
 @pytest.fixture
 def checkpoint(eye_images, tmp_path):
     synthetic, real = eye_images
-    trainer = SimGANTrainer(synthetic, real, refiner_config=TINY_REFINER, discriminator_config=EYES_DISCRIMINATOR,
-                            config=tiny_train_config(), device="cpu", progress=False)
+    trainer = SimGANTrainer(
+        synthetic,
+        real,
+        refiner_config=TINY_REFINER,
+        discriminator_config=EYES_DISCRIMINATOR,
+        config=tiny_train_config(),
+        device="cpu",
+        progress=False,
+    )
     trainer.fit(checkpoint_path=tmp_path / "c.pt")
     return tmp_path / "c.pt", trainer
 

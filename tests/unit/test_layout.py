@@ -13,8 +13,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.skipif(shutil.which("git") is None or not (ROOT / ".git").exists(), reason="not a git checkout")
 def test_no_source_file_is_git_ignored():
-    sources = [str(p.relative_to(ROOT)) for folder in ("simgan", "tests", "benchmarks")
-               for p in (ROOT / folder).rglob("*.py") if "__pycache__" not in p.parts]
+    sources = [
+        str(p.relative_to(ROOT))
+        for folder in ("simgan", "tests", "benchmarks")
+        for p in (ROOT / folder).rglob("*.py")
+        if "__pycache__" not in p.parts
+    ]
     result = subprocess.run(["git", "check-ignore", "--no-index", *sources], cwd=ROOT, capture_output=True, text=True)
     assert result.stdout.split() == []
 
@@ -33,6 +37,7 @@ def test_dvc_yaml_and_layout_name_the_same_paths():
         assert stage["foreach"] == list(layout.TASKS), name
         assert stage["do"]["cmd"].startswith(f"python -m simgan.stages.{name.replace('validate_refined', 'validate')} ")
     for task in layout.TASKS:
+
         def declared(stage: str, key: str) -> set[str]:
             entries = stages[stage]["do"].get(key, [])
             return {(next(iter(e)) if isinstance(e, dict) else e).replace("${item}", task) for e in entries}
@@ -47,6 +52,8 @@ def test_dvc_yaml_and_layout_name_the_same_paths():
         assert declared("estimate", "metrics") == {str(layout.estimated(task) / "training.json")}
         assert declared("evaluate", "metrics") == {str(layout.evaluated(task) / "metrics.json")}
         assert declared("evaluate", "plots") == {str(layout.evaluated(task) / "curve.csv")}
-        assert declared("evaluate", "outs") == {str(layout.evaluated(task) / name) for name in ("figures", "results.json")}
+        assert declared("evaluate", "outs") == {
+            str(layout.evaluated(task) / name) for name in ("figures", "results.json")
+        }
         assert declared("package", "outs") == {str(layout.packaged(task) / "bento.json")}
         assert f"data/{task}" in declared("prepare", "deps") and str(layout.DATA / task) == f"data/{task}"

@@ -17,7 +17,7 @@ from simgan.nn.refiner import REFINER_PRESETS, Refiner, RefinerConfig
 
 
 @pytest.mark.parametrize(
-    ("preset", "kernel", "blocks", "size"), [("eyes", 3, 4, (35, 55)), ("hands", 7, 10, (224, 224))]
+    ("preset", "kernel", "blocks", "size"), [("gaze", 3, 4, (35, 55)), ("hand", 7, 10, (224, 224))]
 )
 def test_refiner_presets_are_the_papers(preset, kernel, blocks, size):
     config = REFINER_PRESETS[preset]
@@ -54,7 +54,9 @@ def test_refiner_is_per_image():
 
 
 def test_preserve_background_keeps_depth_zero_exactly_and_still_refines_the_hand():
-    refiner = Refiner(RefinerConfig(width=8, num_blocks=1, kernel_size=7, input_size=(32, 32), preserve_background=True))
+    refiner = Refiner(
+        RefinerConfig(width=8, num_blocks=1, kernel_size=7, input_size=(32, 32), preserve_background=True)
+    )
     depth = torch.full((2, 1, 32, 32), -1.0)  # uint8 0: no surface
     depth[..., 8:24, 10:20] = torch.rand(2, 1, 16, 10) * 1.5 - 0.5  # the hand
     refined = refiner(depth)
@@ -70,7 +72,7 @@ def test_preserve_background_keeps_depth_zero_exactly_and_still_refines_the_hand
 #                 RF 3 -> 3+2·2=7 -> 7+2·4=15 -> 15+2·4=23
 #   hands 224×224: conv7 s4 -> 55, conv5 s2 -> 26, pool3 s2 -> 12, conv3 s2 -> 5;
 #                 RF 7 -> 7+4·4=23 -> 23+2·8=39 -> 39+2·16=71
-@pytest.mark.parametrize(("preset", "map_size", "field"), [("eyes", (4, 9), 23), ("hands", (5, 5), 71)])
+@pytest.mark.parametrize(("preset", "map_size", "field"), [("gaze", (4, 9), 23), ("hand", (5, 5), 71)])
 def test_local_discriminator_map_size_and_receptive_field(preset, map_size, field):
     config = DISCRIMINATOR_PRESETS[preset]
     discriminator = Discriminator(config)
@@ -80,7 +82,7 @@ def test_local_discriminator_map_size_and_receptive_field(preset, map_size, fiel
     assert logits.shape == (2, 2, *map_size)
 
 
-@pytest.mark.parametrize("preset", ["eyes", pytest.param("hands", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("preset", ["gaze", pytest.param("hand", marks=pytest.mark.slow)])
 def test_receptive_field_is_what_the_network_sees(preset):
     """Measured, not only computed: which input pixels change the centre logit of the map."""
     config = DISCRIMINATOR_PRESETS[preset]
@@ -111,7 +113,7 @@ def test_receptive_field_is_what_the_network_sees(preset):
     assert len(cols) == receptive_field(config) and cols == list(range(cols[0], cols[0] + len(cols)))
 
 
-@pytest.mark.parametrize("preset", ["eyes", "hands"])
+@pytest.mark.parametrize("preset", ["gaze", "hand"])
 def test_discriminator_logits_are_linear(preset):
     """The logits layer is a conv with nothing after it: logits go negative and scale with its weights."""
     config = DISCRIMINATOR_PRESETS[preset]
@@ -130,7 +132,7 @@ def test_discriminator_logits_are_linear(preset):
 
 
 def test_global_discriminator_has_fully_connected_head():
-    config = DiscriminatorConfig(**{**DISCRIMINATOR_PRESETS["eyes"].to_dict(), "head": "global"})
+    config = DiscriminatorConfig(**{**DISCRIMINATOR_PRESETS["gaze"].to_dict(), "head": "global"})
     discriminator = Discriminator(config)
     assert any(isinstance(m, nn.Linear) for m in discriminator.modules())
     assert output_size(config) == (1, 1)
@@ -140,8 +142,8 @@ def test_global_discriminator_has_fully_connected_head():
 
 
 def test_discriminator_refuses_inputs_smaller_than_its_layers():
-    with pytest.raises(ValueError, match="smaller than the layers allow"):
-        Discriminator(DiscriminatorConfig(**{**DISCRIMINATOR_PRESETS["hands"].to_dict(), "input_size": (35, 55)}))
+    with pytest.raises(ValueError, match="smaller than the discriminator.s layers allow"):
+        Discriminator(DiscriminatorConfig(**{**DISCRIMINATOR_PRESETS["hand"].to_dict(), "input_size": (35, 55)}))
 
 
 @pytest.mark.parametrize(
@@ -161,8 +163,11 @@ def test_refiner_refuses_bad_input(bad_input, message):
 
 @pytest.mark.parametrize(
     ("overrides", "message"),
-    [({"kernel_size": 4}, "kernel_size must be odd"), ({"width": 0}, "width must be >= 1"),
-     ({"norm": "layer"}, "norm must be 'none' or 'batch'")],
+    [
+        ({"kernel_size": 4}, "kernel_size must be odd"),
+        ({"width": 0}, r"width\n\s+Input should be greater than or equal to 1"),
+        ({"norm": "layer"}, r"norm\n\s+Input should be 'none' or 'batch'"),
+    ],
 )
 def test_refiner_config_refuses_bad_values(overrides, message):
     with pytest.raises(ValueError, match=message):

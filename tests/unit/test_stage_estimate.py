@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import yaml
 
-from simgan.config import load_params
+from simgan.config import ConfigError, load_params
 from simgan.nn.estimators import GazeEstimatorConfig
-from simgan.stages.estimate import fingerprint, resumable, training_sets
+from simgan.stages.common import fingerprint
 from simgan.training.estimator import EstimatorTrainConfig, EstimatorTrainer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,12 +24,16 @@ def params_with(tmp_path, **gaze):
 
 
 def test_training_sets_include_the_larger_variants_only_when_asked(tmp_path):
-    assert training_sets("gaze", params_with(tmp_path)) == {"synthetic": ("synthetic", 0), "refined": ("refined", 0)}
-    larger = training_sets("gaze", params_with(tmp_path, train_images=100, larger_variant_factor=4))
-    assert larger == {"synthetic": ("synthetic", 100), "refined": ("refined", 100),
-                      "synthetic_4x": ("synthetic", 400), "refined_4x": ("refined", 400)}
-    with pytest.raises(ValueError, match=r"estimate\.gaze\.larger_variant_factor needs estimate\.gaze\.train_images"):
-        training_sets("gaze", params_with(tmp_path, larger_variant_factor=4))
+    assert params_with(tmp_path).training_sets("gaze") == {"synthetic": ("synthetic", 0), "refined": ("refined", 0)}
+    larger = params_with(tmp_path, train_images=100, larger_variant_factor=4).training_sets("gaze")
+    assert larger == {
+        "synthetic": ("synthetic", 100),
+        "refined": ("refined", 100),
+        "synthetic_4x": ("synthetic", 400),
+        "refined_4x": ("refined", 400),
+    }
+    with pytest.raises(ConfigError, match=r"estimate\.gaze: larger_variant_factor needs train_images > 0"):
+        params_with(tmp_path, larger_variant_factor=4)
 
 
 def test_only_an_unfinished_checkpoint_of_the_same_model_config_and_data_is_continued(tmp_path):
@@ -38,18 +42,23 @@ def test_only_an_unfinished_checkpoint_of_the_same_model_config_and_data_is_cont
     model = GazeEstimatorConfig(widths=(2, 2, 2, 2, 2), hidden=4)
     config = EstimatorTrainConfig(steps=2, batch_size=2, optimizer="adam")
 
-    def trainer(train_config=config):
-        return EstimatorTrainer("gaze", model, train_config, images, labels, device="cpu", progress=False)
+    def trainer(train_config=config, data=(images, labels)):
+        made = EstimatorTrainer("gaze", model, train_config, *data, device="cpu", progress=False)
+        made.provenance["data_fingerprint"] = fingerprint(*data)
+        return made
+
+    def resumable(path, trainer, _=None):
+        return trainer.resume_if_unfinished(path)
 
     path = tmp_path / "checkpoint.pt"
     assert not resumable(path, trainer(), fingerprint(images, labels))
     first = trainer()
-    first.extra_state = {"data_fingerprint": fingerprint(images, labels)}
     first.fit(checkpoint_path=path, stop_at_step=1)  # killed after one of its two steps
     assert resumable(path, trainer(), fingerprint(images, labels))
-    assert not resumable(path, trainer(), fingerprint(images[::-1], labels))  # other data
-    assert not resumable(path, trainer(EstimatorTrainConfig(steps=2, batch_size=2, optimizer="sgd")),
-                         fingerprint(images, labels))  # another schedule
+    assert not resumable(path, trainer(data=(images[::-1].copy(), labels)))  # other data
+    assert not resumable(
+        path, trainer(EstimatorTrainConfig(steps=2, batch_size=2, optimizer="sgd")), fingerprint(images, labels)
+    )  # another schedule
     first.fit(checkpoint_path=path)
     assert not resumable(path, trainer(), fingerprint(images, labels))  # finished: a re-run starts again
     path.write_bytes(b"truncated")

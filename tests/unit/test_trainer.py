@@ -16,8 +16,15 @@ from simgan.training.refiner import SimGANTrainer, StuckDiscriminatorWarning, Tr
 
 def make_trainer(images, **overrides) -> SimGANTrainer:
     synthetic, real = images
-    return SimGANTrainer(synthetic, real, refiner_config=TINY_REFINER, discriminator_config=EYES_DISCRIMINATOR,
-                         config=tiny_train_config(**overrides), device="cpu", progress=False)
+    return SimGANTrainer(
+        synthetic,
+        real,
+        refiner_config=TINY_REFINER,
+        discriminator_config=EYES_DISCRIMINATOR,
+        config=tiny_train_config(**overrides),
+        device="cpu",
+        progress=False,
+    )
 
 
 class Calls:
@@ -45,13 +52,23 @@ def test_schedule_is_algorithm_1_with_paper_defaults():
         ("adversarial", 10_000, 2, 1, True),
     ]
     defaults = TrainConfig()
-    assert (defaults.optimizer, defaults.lr, defaults.refiner_steps_per_round, defaults.discriminator_steps_per_round) == (
-        "sgd", 0.001, 2, 1)
+    assert (
+        defaults.optimizer,
+        defaults.lr,
+        defaults.refiner_steps_per_round,
+        defaults.discriminator_steps_per_round,
+    ) == ("sgd", 0.001, 2, 1)
 
 
 def test_each_phase_does_what_it_says(eye_images):
-    trainer = make_trainer(eye_images, refiner_pretrain_steps=3, discriminator_pretrain_steps=2, adversarial_rounds=2,
-                           refiner_steps_per_round=3, discriminator_steps_per_round=2)
+    trainer = make_trainer(
+        eye_images,
+        refiner_pretrain_steps=3,
+        discriminator_pretrain_steps=2,
+        adversarial_rounds=2,
+        refiner_steps_per_round=3,
+        discriminator_steps_per_round=2,
+    )
     calls = Calls(trainer)
     trainer.fit()
     # refiner pretraining: R steps only, and D is never even evaluated (no adversarial term)
@@ -101,15 +118,27 @@ def test_discriminator_pretraining_leaves_the_refiner_alone(eye_images):
 def test_metrics_reach_the_callback(eye_images):
     reports = []
     synthetic, real = eye_images
-    trainer = SimGANTrainer(synthetic, real, refiner_config=TINY_REFINER, discriminator_config=EYES_DISCRIMINATOR,
-                            config=tiny_train_config(log_every_steps=2), progress=False,
-                            report=lambda step, metrics: reports.append((step, metrics)))
+    trainer = SimGANTrainer(
+        synthetic,
+        real,
+        refiner_config=TINY_REFINER,
+        discriminator_config=EYES_DISCRIMINATOR,
+        config=tiny_train_config(log_every_steps=2),
+        progress=False,
+        report=lambda step, metrics: reports.append((step, metrics)),
+    )
     trainer.fit()
     steps = [step for step, _ in reports]
     assert steps == [2, 3, 4, 5, 6, 8, 9]  # every 2 steps, plus the phase ends (3, 5) and the end (9)
     adversarial = reports[-1][1]
-    assert {"refiner/adversarial", "refiner/self_reg", "discriminator/acc_real", "discriminator/acc_refined",
-            "discriminator/loss", "discriminator/grad_norm"} <= set(adversarial)
+    assert {
+        "refiner/adversarial",
+        "refiner/self_reg",
+        "discriminator/acc_real",
+        "discriminator/acc_refined",
+        "discriminator/loss",
+        "discriminator/grad_norm",
+    } <= set(adversarial)
     assert "refiner/adversarial" not in reports[0][1]  # pretraining has no adversarial term
     assert all(0 <= adversarial[k] <= 1 for k in ("discriminator/acc_real", "discriminator/acc_refined"))
     assert all(math.isfinite(v) for _, m in reports for v in m.values())
@@ -129,8 +158,13 @@ def test_same_seed_same_weights(eye_images):
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_killed_run_resumes_exactly(eye_images, tmp_path, optimizer):
     """N steps straight == N/2 steps, a new process-like trainer loading the checkpoint, N/2 more."""
-    overrides = dict(refiner_pretrain_steps=3, discriminator_pretrain_steps=3, adversarial_rounds=6,
-                     optimizer=optimizer, momentum=0.9 if optimizer == "sgd" else 0.0)
+    overrides = dict(
+        refiner_pretrain_steps=3,
+        discriminator_pretrain_steps=3,
+        adversarial_rounds=6,
+        optimizer=optimizer,
+        momentum=0.9 if optimizer == "sgd" else 0.0,
+    )
     straight = make_trainer(eye_images, **overrides)
     straight.fit()
     total = straight.total_steps  # 12; the cut at 6 is inside the adversarial phase with a half-full history
@@ -139,14 +173,17 @@ def test_killed_run_resumes_exactly(eye_images, tmp_path, optimizer):
     first_half = make_trainer(eye_images, **overrides)
     first_half.fit(checkpoint_path=checkpoint, stop_at_step=total // 2)
     del first_half
-    resumed = make_trainer(eye_images, **overrides, seed=123)  # a different seed must not matter: state comes from the file
+    resumed = make_trainer(
+        eye_images, **overrides, seed=123
+    )  # a different seed must not matter: state comes from the file
     resumed.load(checkpoint)
     assert resumed.step == total // 2 and len(resumed.history) > 0
     resumed.fit(checkpoint_path=checkpoint)
 
     for module in ("refiner", "discriminator"):
-        for (name, a), b in zip(getattr(straight, module).state_dict().items(),
-                                getattr(resumed, module).state_dict().values()):
+        for (name, a), b in zip(
+            getattr(straight, module).state_dict().items(), getattr(resumed, module).state_dict().values()
+        ):
             assert torch.equal(a, b), f"{module}.{name} differs after resume"
     assert torch.equal(straight.history.images, resumed.history.images)
     assert torch.equal(straight.generator.get_state(), resumed.generator.get_state())
@@ -170,10 +207,16 @@ def test_healthy_discriminator_is_not_reported(eye_images, recwarn):
 @pytest.mark.parametrize(
     ("synthetic", "message"),
     [
-        (np.zeros((8, 35, 55), dtype=np.float32), r"synthetic images: expected uint8 pixels \(0..255\); got dtype torch.float32"),
+        (
+            np.zeros((8, 35, 55), dtype=np.float32),
+            r"synthetic images: expected uint8 pixels \(0..255\); got dtype torch.float32",
+        ),
         (np.zeros((8, 55, 35), dtype=np.uint8), r"synthetic images: expected H×W 35×55 .*; got 55×35"),
         (np.zeros((8, 3, 35, 55), dtype=np.uint8), r"synthetic images: expected 1 channel\(s\) .* got C=3"),
-        (np.zeros((8, 1, 1, 35, 55), dtype=np.uint8), r"synthetic images: expected shape \(N, H, W\) or \(N, 1, H, W\)"),
+        (
+            np.zeros((8, 1, 1, 35, 55), dtype=np.uint8),
+            r"synthetic images: expected shape \(N, H, W\) or \(N, 1, H, W\)",
+        ),
         (np.zeros((0, 35, 55), dtype=np.uint8), r"synthetic images: the batch is empty"),
     ],
 )
@@ -184,8 +227,14 @@ def test_trainer_refuses_bad_data(eye_images, synthetic, message):
 
 @pytest.mark.parametrize(
     ("overrides", "message"),
-    [({"batch_size": 1}, "batch_size must be >= 2"), ({"optimizer": "rmsprop"}, "optimizer must be one of"),
-     ({"history_capacity": 2}, r"history_capacity \(2\) must hold at least b/2 = 4"), ({"lr": 0.0}, "lr must be > 0")],
+    [
+        ({"batch_size": 1}, r"batch_size\n\s+Input should be greater than or equal to 2"),
+        ({"optimizer": "rmsprop"}, r"optimizer\n\s+Input should be 'sgd' or 'adam'"),
+        ({"history_capacity": 2}, r"history_capacity \(2\) must hold at least b/2 = 4"),
+        ({"lr": 0.0}, r"lr\n\s+Input should be greater than 0"),
+        ({"lr": float("inf")}, r"lr\n\s+Input should be a finite number"),
+        ({"refiner_steps_per_round": 0}, r"refiner_steps_per_round\n\s+Input should be greater than or equal to 1"),
+    ],
 )
 def test_train_config_refuses_bad_values(overrides, message):
     with pytest.raises(ValueError, match=message):

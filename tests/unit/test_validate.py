@@ -21,17 +21,23 @@ import pytest
 
 from simgan import layout
 from simgan.data.prepare import prepare_task
-from simgan.data.simulators import simulate
+from simgan.data.simulators import simulate, simulated_sources
 from simgan.stages import validate
+from simgan.validation import describe_failures, label_columns, validate_manifest
 
 REPO = Path(__file__).resolve().parents[2]
 SUITES = REPO / "expectations"
 HAND = 64
 SIZES = {"gaze": (35, 55), "hand": (HAND, HAND)}
 # suite -> (task, domain of the manifest it validates); refined_* validate a refined copy of the synthetic set
-CASES = {"gaze_synthetic": ("gaze", "synthetic"), "gaze_real": ("gaze", "real"),
-         "hand_synthetic": ("hand", "synthetic"), "hand_real": ("hand", "real"),
-         "refined_gaze": ("gaze", "refined"), "refined_hand": ("hand", "refined")}
+CASES = {
+    "gaze_synthetic": ("gaze", "synthetic"),
+    "gaze_real": ("gaze", "real"),
+    "hand_synthetic": ("hand", "synthetic"),
+    "hand_real": ("hand", "real"),
+    "refined_gaze": ("gaze", "refined"),
+    "refined_hand": ("hand", "refined"),
+}
 LABELLED = ("train", "val", "test")
 
 
@@ -41,22 +47,31 @@ def workspace(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("validate")
     simulate(root / layout.DATA, profile="tiny", workers=1)
     for task in layout.TASKS:
-        prepare_task(task, root / layout.DATA, root / layout.ARTIFACTS / "prepared", workers=1, progress=False,
-                     hand_size=HAND)
+        prepare_task(
+            task,
+            root / layout.ARTIFACTS / "prepared",
+            simulated_sources(task, root / layout.DATA, SIZES[task]),
+            workers=1,
+            progress=False,
+            test_persons=("p00", "p01", "p02") if task == "gaze" else (),
+        )
     return root
 
 
 @pytest.fixture(scope="session")
 def manifests(workspace) -> dict[tuple[str, str], pd.DataFrame]:
-    return {(task, domain): validate.read_manifest(workspace / layout.prepared(task, domain) / "manifest.csv")
-            for task in layout.TASKS for domain in layout.DOMAINS}
+    return {
+        (task, domain): validate.read_manifest(workspace / layout.prepared(task, domain) / "manifest.csv")
+        for task in layout.TASKS
+        for domain in layout.DOMAINS
+    }
 
 
 def check(case: str, frame: pd.DataFrame, reference: pd.DataFrame | None = None) -> dict:
     task, domain = CASES[case]
     if domain == "refined":
-        return validate.validate_manifest(frame, SUITES / "refined.json", image_size=SIZES[task], reference=reference)
-    return validate.validate_manifest(frame, SUITES / f"{case}.json", image_size=SIZES[task])
+        return validate_manifest(frame, SUITES / "refined.json", image_size=SIZES[task], reference=reference)
+    return validate_manifest(frame, SUITES / f"{case}.json", image_size=SIZES[task])
 
 
 def grow(frame: pd.DataFrame, rows: int = 20) -> pd.DataFrame:
@@ -68,12 +83,14 @@ def grow(frame: pd.DataFrame, rows: int = 20) -> pd.DataFrame:
 
 
 def labels(frame: pd.DataFrame) -> list[str]:
-    return validate.label_columns(frame)
+    return label_columns(frame)
 
 
 # --------------------------------------------------------------------------- one defect of each kind
 # Each takes the frame (modified in place) and `take(labelled=False, split=None)`, which hands out an
-# unused row index (of a labelled row / of that split), and returns (expectation type, column, the offending rows as {"id": …} or {"row": …}).
+# unused row index (of a labelled row / of that split), and returns (expectation type, column, the offending rows
+# as {"id": …} or {"row": …}).
+
 
 def duplicate_id(f, take):
     a, b = take(), take()
@@ -135,7 +152,11 @@ def person_in_both_splits(f, take):
     f.loc[[tested, leaked], "person"] = "p_leak"
     f.loc[leaked, "split"] = "refiner"
     f.loc[leaked, labels(f)] = np.nan  # a well-formed refiner row: only the person leaks
-    return "expect_column_values_to_be_between", "person_splits", [{"id": f.loc[tested, "id"]}, {"id": f.loc[leaked, "id"]}]
+    return (
+        "expect_column_values_to_be_between",
+        "person_splits",
+        [{"id": f.loc[tested, "id"]}, {"id": f.loc[leaked, "id"]}],
+    )
 
 
 def label_on_refiner_row(f, take):
@@ -160,7 +181,8 @@ def missing_id(f, take):
 COMMON = [duplicate_id, wrong_height, blank_image, saturated_image, null_id]
 DEFECTS = {
     "gaze_synthetic": COMMON + [null_label, non_unit_gaze, implausible_pitch],
-    "gaze_real": COMMON + [null_label, non_unit_gaze, implausible_pitch, person_in_both_splits],  # no refiner rows in tiny
+    "gaze_real": COMMON
+    + [null_label, non_unit_gaze, implausible_pitch, person_in_both_splits],  # no refiner rows in tiny
     "hand_synthetic": COMMON + [null_label, joint_outside_crop],
     "hand_real": COMMON + [null_label, joint_outside_crop, person_in_both_splits, label_on_refiner_row],
     "refined_gaze": COMMON + [changed_label, missing_id],
@@ -192,6 +214,7 @@ def defect_runs(manifests) -> dict[str, tuple[dict, dict]]:
 
 # --------------------------------------------------------------------------- tests
 
+
 @pytest.mark.parametrize("case", list(CASES))
 def test_clean_manifests_pass_every_suite(case, manifests):
     task, domain = CASES[case]
@@ -200,7 +223,7 @@ def test_clean_manifests_pass_every_suite(case, manifests):
         summary = check(case, synthetic.assign(domain="refined"), reference=synthetic)
     else:
         summary = check(case, manifests[(task, domain)])
-    assert summary["success"], validate.describe_failures([summary])
+    assert summary["success"], describe_failures([summary])
     assert summary["failed"] == 0 and summary["passed"] == summary["evaluated"] > 10
     assert summary["image_size"] == list(SIZES[task])
 
@@ -211,10 +234,10 @@ def test_each_defect_fails_and_the_failure_names_it(case, defect, defect_runs):
     expectation, column, rows = expected[defect]
     assert not summary["success"]
     named = [f for f in summary["failures"] if f["expectation"] == expectation and f["column"] == column]
-    assert named, f"{defect}: no failed {expectation} on {column}; failures: {validate.describe_failures([summary])}"
+    assert named, f"{defect}: no failed {expectation} on {column}; failures: {describe_failures([summary])}"
     examples = named[0]["examples"]
     for row in rows:
-        (key, value), = row.items()
+        ((key, value),) = row.items()
         assert any(str(e.get(key)) == str(value) for e in examples), f"{defect}: {row} not among {examples}"
 
 
@@ -232,18 +255,18 @@ def test_a_missing_column_is_named(manifests):
     summary = check("gaze_synthetic", manifests[("gaze", "synthetic")].drop(columns=["pixel_std"]))
     columns = [f for f in summary["failures"] if f["expectation"] == "expect_table_columns_to_match_set"]
     assert columns and columns[0]["mismatched"]["missing"] == ["pixel_std"]
-    assert "pixel_std" in validate.describe_failures([summary])
+    assert "pixel_std" in describe_failures([summary])
 
 
 def test_parse_size():
     assert validate.parse_size("35x55") == (35, 55) and validate.parse_size("64") == (64, 64)
-    assert validate.default_image_size("gaze") == (35, 55) and validate.default_image_size("hand") == (224, 224)
-    assert validate.configured_image_size("hand", Path("no-such-params.yaml"))[0] == (224, 224)
+    assert validate.configured_image_size("hand", REPO / "params.yaml")[0] == (128, 128)
     with pytest.raises(Exception):
         validate.parse_size("35x")
 
 
 # --------------------------------------------------------------------------- the stage
+
 
 def copy_prepared(workspace: Path, target: Path, task: str) -> None:
     for domain in layout.DOMAINS:
@@ -266,14 +289,34 @@ def stage_runs(workspace, tmp_path_factory) -> dict[str, tuple[Path, subprocess.
     broken.to_csv(path, index=False)
     env = {**os.environ, "GX_ANALYTICS_ENABLED": "false", "PYTHONPATH": str(REPO)}
     arguments = {"clean": [], "broken": ["--image-size", "35x55"]}  # clean: the size from params.yaml
-    processes = {name: subprocess.Popen([sys.executable, "-m", "simgan.stages.validate", "--task", "gaze",
-                                         "--suites", str(SUITES), *arguments[name]], cwd=folder, env=env,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for name, folder in folders.items()}
+    processes = {
+        name: subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "simgan.stages.validate",
+                "--task",
+                "gaze",
+                "--suites",
+                str(SUITES),
+                *arguments[name],
+            ],
+            cwd=folder,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name, folder in folders.items()
+    }
     runs = {}
     for name, process in processes.items():
         stdout, stderr = process.communicate(timeout=120)
-        runs[name] = folders[name], subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr), broken
+        runs[name] = (
+            folders[name],
+            subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr),
+            broken,
+        )
     return runs
 
 
@@ -293,8 +336,14 @@ def test_stage_fails_on_a_broken_manifest_with_a_readable_list(stage_runs):
     folder, done, frame = stage_runs["broken"]
     assert done.returncode == 1
     assert "suite gaze_real" in done.stderr and "gaze_synthetic" not in done.stderr
-    assert f"expect_column_values_to_be_unique column id: 2 of {len(frame)} rows, e.g. id={frame.loc[2, 'id']}" in done.stderr
-    assert f"expect_column_values_to_be_between column height: 1 of {len(frame)} rows, e.g. id={frame.loc[5, 'id']}" in done.stderr
+    assert (
+        f"expect_column_values_to_be_unique column id: 2 of {len(frame)} rows, e.g. id={frame.loc[2, 'id']}"
+        in done.stderr
+    )
+    assert (
+        f"expect_column_values_to_be_between column height: 1 of {len(frame)} rows, e.g. id={frame.loc[5, 'id']}"
+        in done.stderr
+    )
     report = json.loads((folder / layout.reports("gaze") / "validation.json").read_text())
     assert not report["success"] and report["suites"]["gaze_real"]["failed"] == 2
     assert (folder / layout.reports("gaze") / "data_docs" / "index.html").exists()
@@ -316,5 +365,8 @@ def test_refined_stage_checks_ids_and_labels_against_the_synthetic_manifest(work
     broken.to_csv(refined, index=False)
     assert validate.main(["--task", "hand", "--refined", "--image-size", str(HAND), "--suites", str(SUITES)]) == 1
     stderr = capsys.readouterr().err
-    assert f"expect_column_values_to_be_in_set column id_match: 1 of {len(synthetic)} rows, e.g. id={synthetic.loc[0, 'id']}" in stderr
+    assert (
+        "expect_column_values_to_be_in_set column id_match: "
+        f"1 of {len(synthetic)} rows, e.g. id={synthetic.loc[0, 'id']}" in stderr
+    )
     assert f"column labels_match: 1 of {len(synthetic)} rows, e.g. id={synthetic.loc[1, 'id']}" in stderr

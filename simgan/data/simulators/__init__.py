@@ -36,7 +36,19 @@ import numpy as np
 from simgan.data.simulators import eyes, hands
 from simgan.io import atomic_write
 
-__all__ = ["PROFILES", "Profile", "simulate"]
+__all__ = ["LAYOUT", "PROFILES", "Profile", "simulate", "simulated_sources"]
+
+LAYOUT = {  # task -> domain -> (reader format, folder under the root): what `simulate` writes
+    "gaze": {"synthetic": ("unityeyes", "gaze/synthetic"), "real": ("mpiigaze", "gaze/real")},
+    "hand": {"synthetic": ("nyu", "hand/synthetic"), "real": ("nyu", "hand/real")},
+}
+
+
+def simulated_sources(task: str, root: Path, size: tuple[int, int]) -> dict:
+    """{domain: Source} reading a task's simulated data under `root` at the prepared (height, width)."""
+    from simgan.data.prepare import source
+
+    return {domain: source(fmt, Path(root) / folder, domain, size) for domain, (fmt, folder) in LAYOUT[task].items()}
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from gaze_fixtures import mpiigaze_day, write_mpiigaze_day, write_unityeyes_pair
 from PIL import Image
 
 from simgan.data.prepare import DatasetError, Source, prepare_domain, prepare_task
+from simgan.data.simulators import simulated_sources
 
 
 @pytest.fixture
@@ -78,7 +79,8 @@ def test_nothing_usable_is_one_clear_sentence(tmp_path):
 
 
 def test_prepare_task_writes_summary_and_a_grid(gaze_data, tmp_path):
-    prepared = prepare_task("gaze", gaze_data, tmp_path / "prepared", workers=2, progress=False, test_persons=("p00",))
+    prepared = prepare_task("gaze", tmp_path / "prepared", simulated_sources("gaze", gaze_data, (35, 55)), workers=2,
+                            progress=False, test_persons=("p00",))
     summary = json.loads((tmp_path / "prepared/gaze/summary.json").read_text())
     assert summary["synthetic"]["count_in"] == 10 and summary["real"]["kept"] == 24
     assert summary["real"]["splits"] == {"refiner": 18, "test": 6}
@@ -87,8 +89,14 @@ def test_prepare_task_writes_summary_and_a_grid(gaze_data, tmp_path):
     assert prepared["synthetic"].manifest["source"].iloc[0] == "1.jpg"  # sources relative to the data root
 
 
-def test_unknown_format_and_task_are_refused(tmp_path):
+def test_unknown_format_is_refused(tmp_path):
     with pytest.raises(DatasetError, match="unknown data format 'png'"):
         prepare_domain(Source("png", tmp_path), tmp_path / "o", "synthetic", progress=False)
-    with pytest.raises(DatasetError, match="unknown task 'face'"):
-        prepare_task("face", tmp_path, tmp_path / "o", progress=False)
+
+
+def test_test_persons_that_do_not_exist_are_refused_before_anything_is_written(gaze_data, tmp_path):
+    """`test_persons: [p99]` used to give no test split without a word."""
+    with pytest.raises(DatasetError, match=r"test_persons \['p99'\] not among the persons of .* \(found 4: p00"):
+        prepare_task("gaze", tmp_path / "o", simulated_sources("gaze", gaze_data, (35, 55)), workers=1,
+                     progress=False, test_persons=("p00", "p99"))
+    assert not (tmp_path / "o/gaze/real/images.npy").exists()

@@ -26,8 +26,15 @@ def test_line_chart_draws_curves_and_reference_points(tmp_path):
     rng = np.random.default_rng(0)
     curves = {"synthetic": gaze_curve(rng.gamma(3, 3.5, 300)), "refined": (np.arange(26), np.linspace(0, 100, 26))}
     reference = {"refined (paper)": ([7.0], [69.4]), "other paper curve": ([0, 10, 20], [0, 60, 90])}
-    path = line_chart_png(curves, tmp_path / "curve.png", x_label="threshold (degrees)", y_label="% of images",
-                          title="Fig. 7", reference=reference, size_px=(800, 500))
+    path = line_chart_png(
+        curves,
+        tmp_path / "curve.png",
+        x_label="threshold (degrees)",
+        y_label="% of images",
+        title="Fig. 7",
+        reference=reference,
+        size_px=(800, 500),
+    )
     image = Image.open(path)
     assert image.size == (800, 500) and image.format == "PNG"
     for colour in PALETTE[:3]:  # two curves and one reference of its own colour
@@ -43,9 +50,11 @@ def test_line_chart_rejects_nothing_to_draw(tmp_path):
 
 def test_image_grid_has_one_labelled_row_per_set(tmp_path):
     rng = np.random.default_rng(0)
-    rows = {"synthetic": rng.integers(0, 256, (10, 35, 55), dtype=np.uint8),
-            "refined": rng.integers(0, 256, (10, 35, 55), dtype=np.uint8),
-            "real": np.full((3, 35, 55), 255, np.uint8)}
+    rows = {
+        "synthetic": rng.integers(0, 256, (10, 35, 55), dtype=np.uint8),
+        "refined": rng.integers(0, 256, (10, 35, 55), dtype=np.uint8),
+        "real": np.full((3, 35, 55), 255, np.uint8),
+    }
     image = Image.open(image_grid_png(rows, tmp_path / "grid.png", n=4, scale=2))
     gap = 4
     assert image.height == 3 * (70 + gap) + gap
@@ -53,5 +62,5 @@ def test_image_grid_has_one_labelled_row_per_set(tmp_path):
     # the first synthetic tile sits at the right of the label column, enlarged 2× with nearest neighbour
     pixels = np.asarray(image.convert("L"))
     left = image.width - gap - 4 * (110 + gap) + gap
-    tile = pixels[gap:gap + 70, left:left + 110]
+    tile = pixels[gap : gap + 70, left : left + 110]
     np.testing.assert_array_equal(tile, np.kron(rows["synthetic"][0], np.ones((2, 2), np.uint8)))

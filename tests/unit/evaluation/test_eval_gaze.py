@@ -19,8 +19,9 @@ def _rotated_about_y(vector: np.ndarray, degrees: float) -> np.ndarray:
 
 def test_angular_error_of_known_pairs():
     forward = np.array([0.0, 0.0, -1.0])
-    predicted = np.array([[1.0, 0, 0], [0, 0, -1], [0, 0, 1], [0, 0, -5], _rotated_about_y(forward, 3.0),
-                          [1.0, 1.0, 0.0]])
+    predicted = np.array(
+        [[1.0, 0, 0], [0, 0, -1], [0, 0, 1], [0, 0, -5], _rotated_about_y(forward, 3.0), [1.0, 1.0, 0.0]]
+    )
     target = np.array([[0, 1.0, 0], [0, 0, -1], [0, 0, -1], [0, 0, -1], forward, [1.0, 0.0, 0.0]])
     np.testing.assert_allclose(angular_error_deg(predicted, target), [90, 0, 180, 0, 3, 45], atol=1e-9)
 

@@ -34,12 +34,14 @@ def _eyes_with_known_pupils(folder: Path, size: tuple[int, int]) -> tuple[np.nda
         assert isinstance(sample, Sample)
         label = json.loads(Path(item.label).read_text())
         height = sample.metadata["render_height"]
-        interior, caruncle, iris_ring = (_landmarks(label[key], height)
-                                         for key in ("interior_margin_2d", "caruncle_2d", "iris_2d"))
+        interior, caruncle, iris_ring = (
+            _landmarks(label[key], height) for key in ("interior_margin_2d", "caruncle_2d", "iris_2d")
+        )
         left, top, right, bottom = unityeyes.crop_box(interior, caruncle, size)
         iris = iris_ring.mean(axis=0)
-        centres.append([(iris[0] - left) * size[1] / (right - left) - 0.5,
-                        (iris[1] - top) * size[0] / (bottom - top) - 0.5])
+        centres.append(
+            [(iris[0] - left) * size[1] / (right - left) - 0.5, (iris[1] - top) * size[0] / (bottom - top) - 0.5]
+        )
         images.append(sample.image)
     return np.stack(images), np.array(centres)
 

@@ -69,7 +69,7 @@ def test_visual_turing_page_is_self_contained(tmp_path):
     page = path.read_text()
     assert page.count("data:image/png;base64,") == 24  # n_pairs of each set, inline
     assert not re.search(r"https?://", page), "the page must not load anything from the network"
-    assert "<link" not in page and "src=\"http" not in page and "Eyes &lt;test&gt;" in page
+    assert "<link" not in page and 'src="http' not in page and "Eyes &lt;test&gt;" in page
     trials = _trials(page)
     truths = [t["truth"] for t in trials]
     assert truths.count("real") == 12 and truths.count("refined") == 12
@@ -82,7 +82,7 @@ def test_visual_turing_page_is_self_contained(tmp_path):
 @pytest.mark.skipif(shutil.which("node") is None, reason="needs node to run the page's script")
 def test_visual_turing_page_p_values_match_scipy(tmp_path):
     page = visual_turing_test_html(_textured(2, 0), _textured(2, 1), tmp_path / "t.html", n_pairs=2).read_text()
-    script = page[page.index("function logFactorials"):page.index("function show")]
+    script = page[page.index("function logFactorials") : page.index("function show")]
     cases = [(517, 1000), (162, 200), (5, 10), (0, 7)]
     program = script + f"console.log(JSON.stringify({json.dumps(cases)}.map(([k, n]) => binomialPValues(k, n))));"
     output = json.loads(subprocess.run(["node", "-e", program], capture_output=True, text=True, check=True).stdout)

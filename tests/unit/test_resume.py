@@ -1,4 +1,5 @@
-"""The training stages continue a killed run from its checkpoint, and only a killed run of the same training."""
+"""A trainer continues a killed run from its checkpoint, and only a killed run of the same training
+(simgan.training.loop.TrainingLoop.resume_if_unfinished, which the training stages call)."""
 
 from __future__ import annotations
 
@@ -7,17 +8,28 @@ import dataclasses
 import torch
 from conftest import EYES_DISCRIMINATOR, TINY_REFINER, tiny_train_config
 
-from simgan.stages.common import continues_killed_run, fingerprint
-from simgan.stages.pretrain import resume_if_killed
+from simgan.stages.common import fingerprint
 from simgan.training.refiner import SimGANTrainer
 
 
 def stage_trainer(synthetic, real, **overrides) -> SimGANTrainer:
     """What build_trainer makes: a trainer that records the fingerprint of its data."""
-    trainer = SimGANTrainer(synthetic, real, refiner_config=TINY_REFINER, discriminator_config=EYES_DISCRIMINATOR,
-                            config=tiny_train_config(**overrides), device="cpu", progress=False)
-    trainer.extra_state = {"data_fingerprint": fingerprint(synthetic, real)}
+    trainer = SimGANTrainer(
+        synthetic,
+        real,
+        refiner_config=TINY_REFINER,
+        discriminator_config=EYES_DISCRIMINATOR,
+        config=tiny_train_config(**overrides),
+        device="cpu",
+        progress=False,
+    )
+    trainer.provenance["data_fingerprint"] = fingerprint(synthetic, real)
     return trainer
+
+
+def resume_if_killed(trainer, checkpoint, description):
+    trainer.description = description
+    return trainer.resume_if_unfinished(checkpoint)
 
 
 def test_a_killed_run_continues_to_the_weights_of_a_straight_run(eye_images, tmp_path):
@@ -47,12 +59,18 @@ def test_only_a_run_of_the_same_networks_schedule_and_data_is_continued(eye_imag
 
     assert not resume_if_killed(stage_trainer(synthetic[::-1].copy(), real), checkpoint, "s")  # other data
     assert not resume_if_killed(stage_trainer(synthetic, real, lr=0.01), checkpoint, "s")  # another schedule
-    other_refiner = SimGANTrainer(synthetic, real, refiner_config=dataclasses.replace(TINY_REFINER, width=4),
-                                  discriminator_config=EYES_DISCRIMINATOR, config=tiny_train_config(), device="cpu",
-                                  progress=False)
-    other_refiner.extra_state = {"data_fingerprint": fingerprint(synthetic, real)}
+    other_refiner = SimGANTrainer(
+        synthetic,
+        real,
+        refiner_config=dataclasses.replace(TINY_REFINER, width=4),
+        discriminator_config=EYES_DISCRIMINATOR,
+        config=tiny_train_config(),
+        device="cpu",
+        progress=False,
+    )
+    other_refiner.provenance["data_fingerprint"] = fingerprint(synthetic, real)
     assert not resume_if_killed(other_refiner, checkpoint, "s")  # other network: never loaded
 
     checkpoint.write_bytes(checkpoint.read_bytes()[:100])  # truncated by a crash of the disk, say
-    assert not continues_killed_run(checkpoint, {}, total_steps=10)
+    assert not resume_if_killed(stage_trainer(synthetic, real), checkpoint, "s")
     assert f"ignoring {checkpoint}" in capsys.readouterr().err

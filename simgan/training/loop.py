@@ -1,0 +1,192 @@
+"""The training skeleton both trainers share: steps, metrics cadence, checkpoints, Ctrl-C, resume.
+
+A trainer (`simgan.training.refiner.SimGANTrainer`, `simgan.training.estimator.EstimatorTrainer`)
+subclasses `TrainingLoop` and supplies what differs: `train_step()` (one schedule step, recording its
+metrics with `record`), `total_steps`, `state_dict()`/`load()`, and, optionally, named phases. The loop
+here walks the steps with a progress bar, averages the recorded metrics every `log_every_steps` and hands
+them to `report(step, {name: value})`, writes a checkpoint atomically every `checkpoint_every_steps`, at
+each phase end, at the end and when interrupted, and decides whether a checkpoint left behind is an
+unfinished run of this very training, to be continued (`resume_if_unfinished`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from simgan.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+log = logging.getLogger(__name__)
+
+Report = Callable[[int, dict[str, float]], None]
+"""Metrics leave a trainer through `report(step, {name: value})`, every `log_every_steps`."""
+
+
+def progress_interval() -> float:
+    """Seconds between progress-bar refreshes: live in a terminal, every 30 s in a log (DVC, CI, Prefect)."""
+    return 0.1 if sys.stderr.isatty() else 30.0
+
+
+def default_device() -> torch.device:
+    """CUDA when present, else the CPU: the one place a trainer's device default is decided."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class TrainingLoop:
+    """Base of both trainers: they call `super().__init__(…)` and implement `train_step`, `total_steps`,
+    `state_dict`, `load`, `identity`, `log_every_steps`, `checkpoint_every_steps`; they may override
+    `phases`, `set_mode` and `on_metrics`.
+
+    provenance: what this run was trained on (data fingerprints, the starting checkpoint's hash, …),
+        saved in every checkpoint; with the configs it decides whether a checkpoint is this very run.
+    """
+
+    def __init__(self, *, report: Report | None, progress: bool, description: str) -> None:
+        self.report, self.progress, self.description = report, progress, description
+        self.step = 0  # completed schedule steps, over all phases
+        self.provenance: dict[str, str | int] = {}
+        self._pending: dict[str, list[torch.Tensor]] = {}
+
+    # ------------------------------------------------------------ supplied by the trainer
+    @property
+    def total_steps(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def log_every_steps(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def checkpoint_every_steps(self) -> int:
+        raise NotImplementedError
+
+    def train_step(self) -> None:
+        """One step of the schedule; metrics go through `record`."""
+        raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        raise NotImplementedError
+
+    def load(self, path: str | Path) -> None:
+        raise NotImplementedError
+
+    def identity(self) -> dict:
+        """The checkpoint entries that must be equal for a checkpoint to be this very training."""
+        raise NotImplementedError
+
+    def phases(self) -> list[tuple[str, int]]:
+        """(name, steps) in order; one unnamed phase by default."""
+        return [(self.description, self.total_steps)]
+
+    def set_mode(self, training: bool) -> None:
+        """Put the networks in train or eval mode."""
+
+    def on_metrics(self, metrics: dict[str, float], bar) -> None:
+        """Called with each averaged window of metrics, after `report` (e.g. to update the bar)."""
+
+    # ------------------------------------------------------------ metrics
+    def record(self, name: str, value: torch.Tensor) -> None:
+        """Keep a metric on the device; averaged (one sync) every `log_every_steps`."""
+        self._pending.setdefault(name, []).append(value.detach().float())
+
+    def _flush(self, bar) -> dict[str, float]:
+        if not self._pending:
+            return {}
+        names = list(self._pending)
+        means = torch.stack([torch.stack(self._pending[name]).mean() for name in names]).tolist()
+        metrics = dict(zip(names, means, strict=True))
+        self._pending.clear()
+        if self.report is not None:
+            self.report(self.step, metrics)
+        self.on_metrics(metrics, bar)
+        return metrics
+
+    # ------------------------------------------------------------ the loop
+    def phase_name(self, step: int) -> str:
+        """The name of the phase that step number `step` (0-based) belongs to."""
+        for name, steps in self.phases():
+            if step < steps:
+                return name
+            step -= steps
+        raise IndexError(f"step {step} is past the schedule's {self.total_steps} steps")
+
+    def fit(self, *, checkpoint_path: str | Path | None = None, stop_at_step: int | None = None) -> dict[str, float]:
+        """Walk the schedule from `self.step` to its end (or `stop_at_step`); returns the last metrics.
+
+        With `checkpoint_path`, a checkpoint is written atomically every `checkpoint_every_steps`, at each
+        phase end, at the end, and when interrupted (Ctrl-C), so a killed run loses at most
+        `checkpoint_every_steps` steps.
+        """
+        end = self.total_steps if stop_at_step is None else min(stop_at_step, self.total_steps)
+        boundaries = set(itertools.accumulate(steps for _, steps in self.phases()))
+        last: dict[str, float] = {}
+        bar = tqdm(
+            total=self.total_steps,
+            initial=self.step,
+            disable=not self.progress,
+            unit="step",
+            dynamic_ncols=True,
+            mininterval=progress_interval(),
+            desc=self.description,
+        )
+        self.set_mode(training=True)
+        shown = None
+        try:
+            while self.step < end:
+                phase = self.phase_name(self.step)
+                if phase != shown:
+                    bar.set_description(phase)
+                    shown = phase
+                self.train_step()
+                self.step += 1
+                bar.update(1)
+                at_edge = self.step in boundaries or self.step == end
+                if self.step % self.log_every_steps == 0 or at_edge:
+                    last = self._flush(bar) or last
+                if checkpoint_path is not None and (self.step % self.checkpoint_every_steps == 0 or at_edge):
+                    self.save(checkpoint_path)
+        except KeyboardInterrupt:
+            if checkpoint_path is not None:
+                self.save(checkpoint_path)
+                log.warning("interrupted at step %d; checkpoint written to %s", self.step, checkpoint_path)
+            raise
+        finally:
+            bar.close()
+        self.set_mode(training=False)
+        return last
+
+    # ------------------------------------------------------------ checkpoints
+    def save(self, path: str | Path) -> None:
+        save_checkpoint(path, {**self.state_dict(), "provenance": dict(self.provenance)})
+
+    def resume_if_unfinished(self, path: str | Path) -> bool:
+        """Continue the checkpoint at `path` when it is an unfinished run of this very training; say so.
+
+        Checkpoints of the pipeline's stages are persistent outputs, so a run killed mid-way leaves its
+        last checkpoint behind. It is continued when its configs and provenance equal this run's and it
+        stopped before the end. A finished checkpoint is never continued: the pipeline re-runs a stage
+        only when something it depends on changed (code included) or when forced, and then training
+        starts again. An unreadable file is reported on stderr and training starts again.
+        """
+        path = Path(path)
+        if not path.exists():
+            return False
+        try:
+            state = load_checkpoint(path)
+        except CheckpointError as error:
+            print(f"ignoring {path}: {error}", file=sys.stderr)
+            return False
+        expected = {**self.identity(), "provenance": dict(self.provenance)}
+        if any(state.get(key) != value for key, value in expected.items()):
+            return False
+        if int(state.get("step", 0)) >= self.total_steps:
+            return False
+        self.load(path)
+        print(f"{self.description}: resuming at step {self.step} of {self.total_steps} from {path}", file=sys.stderr)
+        return True
