@@ -1,4 +1,4 @@
-"""Prefect flows that orchestrate the DVC pipeline (ARCHITECTURE §2): DVC is the record, Prefect runs its stages.
+"""Prefect flows that orchestrate the DVC pipeline: DVC is the record, Prefect runs its stages.
 
     dvc_stages.py   plain helpers: stage order from dvc.yaml, `dvc repro -s`, metrics, the data/ hash
     pipeline.py     flow `pipeline`: one task per dvc.yaml stage, in DAG order, with artifacts

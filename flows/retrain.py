@@ -114,14 +114,15 @@ def _values(metrics: dict[str, float]) -> str:
 
 
 def publish(repo_root: str | Path, promotion: dict) -> dict:
-    """Hook: where a promoted model leaves the pipeline. Publishing the refiner to the BentoML model store is a
-    later issue; until then this only records that it was called, and its return value is stored under
-    "publish" in artifacts/promoted.json."""
+    """Hook: where a promoted model leaves the pipeline. The package stage already puts every trained refiner
+    and its bento into the BentoML store; what is served is not yet tied to promotion (`simgan serve` reads
+    the last packaged bento), so this records only that the promotion happened, under "publish" in
+    artifacts/promoted.json."""
     get_run_logger().info(
-        "publish hook: nothing is published yet (BentoML packaging comes later); promotion recorded in %s",
+        "publish hook: promotion recorded in %s; serving is not yet switched by promotion",
         Path(repo_root) / PROMOTED_FILE,
     )
-    return {"published": False, "target": None, "note": "publish() is a hook; BentoML packaging is not wired yet"}
+    return {"published": False, "target": None, "note": "promotion recorded; serving does not follow promotion yet"}
 
 
 def _read_json(path: Path) -> dict | None:

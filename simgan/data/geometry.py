@@ -1,6 +1,6 @@
 """Coordinate conventions shared by the readers and the simulators that write the same formats.
 
-Gaze (shared/reference/DATA_FORMATS.md §1.4, §2.4): the MPIIGaze normalised camera frame, x right,
+Gaze (the MPIIGaze and UnityEyes conventions, as their published readers use them): the MPIIGaze normalised camera frame, x right,
 y down, z forward; a gaze vector points from the eye to the target (toward the camera: z < 0).
     pitch = asin(-g_y)        > 0 looking up
     yaw   = atan2(-g_x, -g_z) > 0 looking toward image-left

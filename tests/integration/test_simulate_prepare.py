@@ -9,32 +9,34 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from PIL import Image
+
+from simgan.config import read_yaml
+from simgan.profiles import merge
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
+    """`simgan simulate`, then `simgan prepare` with params.yaml under the tiny profile (96×96 hands, test
+    person p00), run where the data is (params' paths are relative to the working folder)."""
     root = tmp_path_factory.mktemp("default")
+    params = merge(read_yaml(ROOT / "params.yaml"), read_yaml(ROOT / "profiles" / "tiny.yaml"))
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for command in (
-        ["simulate", "--out", str(root / "data"), "--profile", "tiny"],
-        [
-            "prepare",
-            "--data",
-            str(root / "data"),
-            "--out",
-            str(root / "prepared"),
-            "--hand-size",
-            "96",
-            "--test-persons",
-            "p00",
-            "--quiet",
-        ],
+        ["simulate", "--out", "data", "--profile", "tiny"],
+        ["prepare", "--out", "prepared", "--quiet"],
     ):
-        result = subprocess.run([sys.executable, "-m", "simgan", *command], capture_output=True, text=True, timeout=300)
+        result = subprocess.run(
+            [sys.executable, "-m", "simgan", *command], cwd=root, capture_output=True, text=True, timeout=300
+        )
         assert result.returncode == 0, result.stderr
     return root / "prepared"
 

@@ -1,4 +1,4 @@
-"""NYU Hand Pose reader (Tompson et al. 2014; shared/reference/DATA_FORMATS.md §4).
+"""NYU Hand Pose reader (Tompson et al. 2014, the dataset's published layout).
 
 A folder holds `joint_data.mat` (joint_uvd 3 × N × 36 × 3: kinect, frame, joint, (u px, v px, d mm))
 and per-frame PNGs `depth_K_NNNNNNN.png` (real Kinect) / `synthdepth_K_NNNNNNN.png` (render of the
