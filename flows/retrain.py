@@ -6,7 +6,8 @@
     2. data/ differs from data.dvc: `dvc add data` re-hashes it and rewrites data.dvc.
     3. The `pipeline` flow runs every dvc.yaml stage (DVC re-runs only what depends on what changed).
     4. The new metrics are compared with those of the last promotion (artifacts/promoted.json) on one
-       metric and a direction. Not worse (or nothing to compare with yet): promote — write
+       metric and a direction (a task without labelled real test images: on realism, FALLBACK_METRIC).
+       Not worse (or nothing to compare with yet): promote — write
        artifacts/promoted.json with the metrics, the data hash and the git commit, and call `publish`.
        Worse: refuse, and leave artifacts/promoted.json as it was.
     5. Either way artifacts/retrain.json records the decision and why, and a `retrain-decision` markdown
@@ -50,6 +51,14 @@ PROMOTED_FILE = Path("artifacts") / "promoted.json"  # the last promotion: metri
 # within 5 px (hand) for the estimator trained on refined images — the paper's headline numbers.
 DEFAULT_METRIC = "refined_within_pct"
 DEFAULT_DIRECTION: Literal["min", "max"] = "max"
+# A task without labelled real test images (prepare.<task>.test_split: none) has no such metric: its
+# estimators are not compared. It is judged instead on realism, the held-out accuracy of the classifier
+# telling real from refined images (evaluate@<task>: realism.real_vs_refined.accuracy; lower is more
+# real, 0.5 = indistinguishable). Promoting such a task without any comparison would let a collapsed
+# refiner through; realism alone cannot see a refiner that moves the labels, which is why labelled
+# test images remain the better gate.
+FALLBACK_METRIC = "realism.real_vs_refined.accuracy"
+FALLBACK_DIRECTION: Literal["min", "max"] = "min"
 
 
 @task(name="data-status", cache_policy=NO_CACHE)
@@ -107,6 +116,24 @@ def compare(new: dict, promoted: dict | None, metric: str, direction: Literal["m
         + "; ".join(f"{name} {before[name]:g} -> {candidates[name]:g}" for name in shared)
         + f" ({better} is better)"
     )
+
+
+def decide(new: dict, promoted: dict | None, metric: str, direction: Literal["min", "max"]) -> tuple[bool, str]:
+    """`compare` on `metric`, and, for the default metric, each metrics file (task) without it judged on
+    FALLBACK_METRIC instead: promoted only if neither got worse."""
+    primary = select(new, metric)
+    if metric != DEFAULT_METRIC:
+        return compare(new, promoted, metric, direction)
+    with_metric = {name.split(":", 1)[0] for name in primary}
+    rest = {name: value for name, value in new.items() if name.split(":", 1)[0] not in with_metric}
+    if not select(rest, FALLBACK_METRIC):
+        return compare(new, promoted, metric, direction)
+    fallback_ok, fallback_why = compare(rest, promoted, FALLBACK_METRIC, FALLBACK_DIRECTION)
+    fallback_why = f"without labelled real test images, on realism ({FALLBACK_METRIC}): {fallback_why}"
+    if not primary:
+        return fallback_ok, fallback_why
+    primary_ok, primary_why = compare(new, promoted, metric, direction)
+    return primary_ok and fallback_ok, f"{primary_why}; {fallback_why}"
 
 
 def _values(metrics: dict[str, float]) -> str:
@@ -176,7 +203,7 @@ def retrain(
     summary = pipeline(repo_root=str(root), retries=retries, timeout_s=timeout_s)
 
     promoted = _read_json(root / PROMOTED_FILE)
-    promote, reason = compare(summary["metrics"], promoted.get("metrics") if promoted else None, metric, direction)
+    promote, reason = decide(summary["metrics"], promoted.get("metrics") if promoted else None, metric, direction)
     record = {
         "status": "promoted" if promote else "refused",
         "reason": reason,

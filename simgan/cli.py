@@ -124,8 +124,8 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_source(text: str | None, domain: str, size: tuple[int, int]):
-    """FORMAT:PATH -> Source at the task's prepared size."""
+def _parse_source(text: str | None, domain: str, size: tuple[int, int], **options):
+    """FORMAT:PATH -> Source at the task's prepared size (`options`: unlabelled, resize; see data.prepare.source)."""
     from simgan.data.prepare import READERS, source
 
     if text is None:
@@ -133,7 +133,7 @@ def _parse_source(text: str | None, domain: str, size: tuple[int, int]):
     fmt, _, path = text.partition(":")
     if fmt not in READERS or not path:
         raise ValueError(f"--{domain} expects FORMAT:PATH with FORMAT one of {sorted(READERS)}; got {text!r}")
-    return source(fmt, path, domain, size)
+    return source(fmt, path, domain, size, **options)
 
 
 def inside(path: Path, folder: Path) -> bool:
@@ -144,7 +144,7 @@ def _prepare(args: argparse.Namespace) -> int:
     """params.yaml's prepare section (sizes, splits, formats), optionally another source, into --out."""
     from simgan import layout
     from simgan.config import load_params
-    from simgan.data.prepare import prepare_task, source
+    from simgan.data.prepare import prepare_task
 
     out = Path(args.out)
     if inside(out, layout.ARTIFACTS):
@@ -156,11 +156,12 @@ def _prepare(args: argparse.Namespace) -> int:
     for task in [args.task] if args.task in layout.TASKS else layout.TASKS:  # "all": every task
         p = params.prepare[task]
         size = tuple(p.image_size)
-        sources = {
-            "synthetic": _parse_source(args.synthetic, "synthetic", size)
-            or source(p.synthetic_format, p.synthetic_path, "synthetic", size),
-            "real": _parse_source(args.real, "real", size) or source(p.real_format, p.real_path, "real", size),
-        }
+        sources = p.sources()
+        unlabelled = {"unlabelled": p.test_split not in ("persons", "fraction", "evaluation_subset")}
+        if unlabelled["unlabelled"]:
+            unlabelled["resize"] = p.real_resize
+        sources["synthetic"] = _parse_source(args.synthetic, "synthetic", size) or sources["synthetic"]
+        sources["real"] = _parse_source(args.real, "real", size, **unlabelled) or sources["real"]
         for domain, src in sources.items():
             if not Path(src.path).exists():
                 raise SystemExit(
@@ -174,8 +175,7 @@ def _prepare(args: argparse.Namespace) -> int:
             workers=args.workers or p.workers or None,
             progress=not args.quiet,
             val_fraction=p.val_fraction,
-            test_fraction=p.test_fraction,
-            test_persons=p.test_persons,
+            split=p.real_split(),
             log=print,
         )
         print(f"grid of samples (synthetic row, real row): {out / task / 'samples.png'}")

@@ -35,6 +35,8 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
+from simgan.data.formats.folder import RESIZE_FILTERS
+from simgan.data.prepare import TEST_SPLITS, RealSplit, Source, source
 from simgan.nn.discriminator import DiscriminatorConfig
 from simgan.nn.estimators import GazeEstimatorConfig, HourglassConfig
 from simgan.nn.refiner import RefinerConfig
@@ -101,35 +103,106 @@ class Runtime(_Section):
 
 
 class PrepareParams(_Section):
-    """Raw data -> prepared arrays (simgan.data.prepare)."""
+    """Raw data -> prepared arrays (simgan.data.prepare). The real data has two roles: the refiner's real
+    images (`real_*`: unlabelled, any supported format, labels ignored) and, optionally, labelled real
+    test images (`test_split`), which alone let the estimators be compared on real data."""
 
     synthetic_format: Literal[FORMATS] = Field(description="reader of the synthetic domain")
     synthetic_path: str = Field(min_length=1, description="its path, relative to the repository root")
-    real_format: Literal[FORMATS] = Field(description="reader of the real domain")
+    real_format: Literal[FORMATS] = Field(description="reader of the real images (labels are not used)")
     real_path: str = Field(min_length=1, description="its path, relative to the repository root")
+    real_resize: Literal[tuple(RESIZE_FILTERS)] = Field(
+        default="none",
+        description="unlabelled folder images of another size: centre-cropped to the task's aspect, then "
+        "resized with this filter ('none': quarantined). 'nearest' for depth; labelled images are never resized",
+    )
     image_size: Annotated[tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]], Tuple] = Field(
         description="(height, width) of the prepared images, pixels"
     )
     val_fraction: float = Field(ge=0, lt=1, description="synthetic rows held out for validation")
-    test_fraction: float = Field(
-        ge=0, lt=1, description="real rows held out as labelled test when there are no persons"
+    test_split: Literal[TEST_SPLITS] = Field(
+        description="where labelled real test images come from: persons (test_persons of the real data), "
+        "fraction (test_fraction of the real data by id hash), evaluation_subset (MPIIGaze's standard "
+        "per-person test lists under real_path), source (test_format/test_path), none (no labelled real "
+        "images: the estimator comparison is skipped)"
     )
     test_persons: list[str] = Field(
-        description="real persons held out as labelled test; never shown to the "
-        "refiner; each must exist in the real data"
+        default=[], description="test_split persons: real persons held out as labelled test; each must exist"
+    )
+    test_fraction: float = Field(
+        default=0.0, ge=0, lt=1, description="test_split fraction: share of the real rows held out as labelled test"
+    )
+    test_format: Literal[FORMATS] | None = Field(default=None, description="test_split source: its reader")
+    test_path: str | None = Field(default=None, min_length=1, description="test_split source: its path")
+    holdout_fraction: float = Field(
+        default=0.0,
+        ge=0,
+        lt=1,
+        description="share of the non-test real rows never shown to the refiner, kept for the realism test "
+        "(needs no labels); 0: the realism test uses the labelled test rows",
     )
     workers: int = Field(ge=0, description="reader processes; 0 = every core")
 
     @model_validator(mode="after")
     def _fractions(self):
-        if "nyu" in (self.synthetic_format, self.real_format) and self.image_size[0] != self.image_size[1]:
+        formats = (self.synthetic_format, self.real_format, self.test_format)
+        if "nyu" in formats and self.image_size[0] != self.image_size[1]:
             raise ValueError(f"image_size must be square for NYU crops; got {list(self.image_size)}")
         if self.val_fraction + self.test_fraction >= 1:
             raise ValueError(
                 f"val_fraction + test_fraction must be < 1 (got {self.val_fraction} + "
                 f"{self.test_fraction}): nothing would be left to train on"
             )
+        if self.test_fraction + self.holdout_fraction >= 1:
+            raise ValueError(
+                f"test_fraction + holdout_fraction must be < 1 (got {self.test_fraction} + "
+                f"{self.holdout_fraction}): no real image would be left for the refiner"
+            )
+        if self.test_split == "evaluation_subset" and self.real_format != "mpiigaze":
+            raise ValueError(
+                f"test_split evaluation_subset reads MPIIGaze's lists: real_format must be mpiigaze, "
+                f"not {self.real_format}"
+            )
+        needs = {
+            "persons": ("test_persons", bool(self.test_persons)),
+            "fraction": ("test_fraction", self.test_fraction > 0),
+            "source": ("test_format and test_path", self.test_format is not None and self.test_path is not None),
+        }
+        if self.test_split in needs and not needs[self.test_split][1]:
+            raise ValueError(f"test_split {self.test_split} needs {needs[self.test_split][0]}")
+        for split, (keys, given) in needs.items():
+            if given and split != self.test_split:
+                raise ValueError(
+                    f"{keys} given, but test_split is {self.test_split}: they are read only with test_split {split}"
+                )
+        if self.real_resize != "none" and self.real_format != "folder":
+            raise ValueError(
+                f"real_resize applies to the folder format (the others bring images to the size "
+                f"themselves); real_format is {self.real_format}"
+            )
+        if self.real_resize != "none" and self.test_split in ("persons", "fraction"):
+            raise ValueError(
+                f"real_resize {self.real_resize}: the real images are labelled test images too "
+                f"(test_split {self.test_split}), and labelled images are never resized"
+            )
         return self
+
+    def real_split(self) -> RealSplit:
+        return RealSplit(self.test_split, tuple(self.test_persons), self.test_fraction, self.holdout_fraction)
+
+    def sources(self) -> dict[str, Source]:
+        """The readers of synthetic, real (unlabelled unless its rows are the test rows too) and test."""
+        size = tuple(self.image_size)
+        unlabelled = self.test_split not in ("persons", "fraction", "evaluation_subset")
+        sources = {
+            "synthetic": source(self.synthetic_format, self.synthetic_path, "synthetic", size),
+            "real": source(
+                self.real_format, self.real_path, "real", size, unlabelled=unlabelled, resize=self.real_resize
+            ),
+        }
+        if self.test_split == "source":
+            sources["test"] = source(self.test_format, self.test_path, "real", size)
+        return sources
 
 
 RefinerOverrides = fields_of(RefinerConfig, "RefinerOverrides", exclude=("input_size",))

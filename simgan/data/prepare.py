@@ -10,10 +10,19 @@ Count in = rows kept + rows quarantined, always (checked before anything is writ
 
 Splits:
     synthetic  "train" / "val" by a stable hash of the id (`val_fraction`).
-    real       "refiner" / "test". With person ids (MPIIGaze), the persons in `test_persons` are
-               "test" and never reach the refiner; otherwise a stable hash of the id picks
-               `test_fraction` of the rows. Label values of "refiner" rows are blanked (NaN): the
-               refiner never sees real labels, and nothing downstream can leak them.
+    real       Two roles (`RealSplit`). The refiner's real images are unlabelled: any reader, labels
+               ignored. Labelled real test images are optional, and come
+                 - from the same source: the persons in `test_persons` (MPIIGaze), a stable hash of the
+                   id (`test_fraction`), or MPIIGaze's Evaluation Subset lists (`evaluation_subset`);
+                 - from a separate labelled source (`source`), prepared into the same arrays with ids
+                   prefixed "test/";
+                 - or nowhere (`none`): then the estimators cannot be compared on real images.
+               "test" rows never reach the refiner. Of the other rows a stable hash of the id keeps
+               `holdout_fraction` as "holdout", never shown to the refiner: the realism test's real side
+               needs no labels. The rest are "refiner". Label values of every row but "test" are
+               blanked (NaN): the refiner never sees real labels, and nothing downstream can leak them.
+               Every real manifest has the task's label columns (formats.TASK_LABELS), blank when
+               the images have none.
 """
 
 from __future__ import annotations
@@ -33,12 +42,14 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from simgan.data.formats import Quarantined, Sample
+from simgan.data.formats import TASK_LABELS, Quarantined, Sample
 from simgan.data.formats import folder, gaze_h5, mpiigaze, nyu, unityeyes
 from simgan.io import atomic_write
 
 READERS = {"unityeyes": unityeyes, "mpiigaze": mpiigaze, "gaze_h5": gaze_h5, "nyu": nyu, "folder": folder}
 DOMAINS = ("synthetic", "real")
+TEST_SPLITS = ("persons", "fraction", "evaluation_subset", "source", "none")
+TEST_ID_PREFIX = "test/"  # ids of a separate labelled test source: unique beside the refiner's real ids
 
 
 class DatasetError(ValueError):
@@ -54,16 +65,48 @@ class Source:
     options: dict = field(default_factory=dict)
 
 
-def source(fmt: str, path: str | Path, domain: str, size: tuple[int, int]) -> Source:
+def source(fmt: str, path: str | Path, domain: str, size: tuple[int, int], *, unlabelled: bool = False,
+           resize: str = "none") -> Source:
     """One domain's reader at the prepared (height, width). NYU crops are square (one side) and read the
-    synthetic renders' `synthdepth` images, or the real frames' `depth` images."""
+    synthetic renders' `synthdepth` images, or the real frames' `depth` images.
+
+    unlabelled: the labels are not wanted (the refiner's real images): a folder's labels.csv is not read,
+    and `resize` (a folder.RESIZE_FILTERS key) brings images of another size to the task size. Only
+    the folder format takes images of any size; the other readers bring their own to it.
+    """
     if fmt not in READERS:
         raise DatasetError(f"unknown data format {fmt!r}; expected one of {sorted(READERS)}")
+    if fmt == "folder":
+        if resize != "none" and not unlabelled:
+            raise DatasetError("labelled images are never resized (it would move what the labels measure)")
+        options = {"size": tuple(size)}
+        if unlabelled:
+            options.update(labels=None, resize=resize)
+        return Source(fmt, Path(path), options)
     if fmt != "nyu":
         return Source(fmt, Path(path), {"size": tuple(size)})
     if size[0] != size[1]:
         raise DatasetError(f"NYU crops are square; got image size {size[0]}×{size[1]}")
     return Source(fmt, Path(path), {"size": size[0], "kind": "synthdepth" if domain == "synthetic" else "depth"})
+
+
+@dataclass(frozen=True)
+class RealSplit:
+    """How the real images are divided between the refiner, the realism hold-out and the labelled test.
+
+    test: where labelled test rows come from (TEST_SPLITS; see the module docstring).
+    test_persons / test_fraction: for test "persons" / "fraction".
+    holdout_fraction: of the rows that are not "test", the share kept as "holdout" for the realism test.
+    """
+
+    test: str = "none"
+    test_persons: tuple[str, ...] = ()
+    test_fraction: float = 0.0
+    holdout_fraction: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.test not in TEST_SPLITS:
+            raise DatasetError(f"test split {self.test!r}; expected one of {list(TEST_SPLITS)}")
 
 
 @dataclass
@@ -125,28 +168,43 @@ def stable_fraction(key: str) -> float:
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2**64
 
 
-def assign_splits(samples: Sequence[Sample], domain: str, *, val_fraction: float, test_fraction: float,
-                  test_persons: Sequence[str], where: str = "") -> list[str]:
-    """Synthetic: train/val by id hash. Real: test persons (each must exist) or a hash of the id."""
+def assign_splits(samples: Sequence[Sample], domain: str, *, val_fraction: float = 0.1,
+                  split: RealSplit = RealSplit(), test_ids: frozenset[str] = frozenset(),
+                  where: str = "") -> list[str]:
+    """Synthetic: train/val by id hash. Real: "test" by `split.test` (each test person must exist; test
+    rows must be labelled), then "holdout" by a hash of the id, the rest "refiner"."""
     if domain == "synthetic":
         return ["val" if stable_fraction(s.id) < val_fraction else "train" for s in samples]
-    if test_persons:
+    where = where or "the real data"
+    if split.test == "persons":
         persons = {s.person for s in samples if s.person}
         if not persons:
-            raise DatasetError(f"test_persons {list(test_persons)} given, but {where or 'the real data'} has no "
-                               "person ids; leave test_persons empty to split by test_fraction")
-        missing = sorted(set(test_persons) - persons)
+            raise DatasetError(f"test_persons {list(split.test_persons)} given, but {where} has no person ids; "
+                               "use test_split: fraction (a hash of the id) or none")
+        missing = sorted(set(split.test_persons) - persons)
         if missing:
-            raise DatasetError(f"test_persons {missing} not among the persons of {where or 'the real data'} "
+            raise DatasetError(f"test_persons {missing} not among the persons of {where} "
                                f"(found {len(persons)}: {', '.join(sorted(persons)[:8])}{'…' if len(persons) > 8 else ''})")
-        test = set(test_persons)
-        return ["test" if s.person in test else "refiner" for s in samples]
-    return ["test" if stable_fraction(s.id) < test_fraction else "refiner" for s in samples]
+        test = [s.person in set(split.test_persons) for s in samples]
+    elif split.test == "fraction":
+        test = [stable_fraction(s.id) < split.test_fraction for s in samples]
+    else:  # evaluation_subset: the listed ids; source: the rows of the test source; none: nothing
+        test = [s.id in test_ids for s in samples]
+    unlabelled = sum(1 for s, t in zip(samples, test, strict=True) if t and not s.labels)
+    if unlabelled:
+        raise DatasetError(f"test_split {split.test}: {unlabelled} of the test images of {where} have no labels; "
+                           "labelled test images must carry labels (use test_split: none for unlabelled real "
+                           "images, or give a labelled test source)")
+    return ["test" if t else "holdout" if stable_fraction(f"holdout:{s.id}") < split.holdout_fraction else "refiner"
+            for s, t in zip(samples, test, strict=True)]
 
 
 def build_manifest(samples: Sequence[Sample], images: np.ndarray, domain: str, splits: Sequence[str],
-                   source_root: Path) -> pd.DataFrame:
-    """One row per image in array order; pixel statistics computed on the prepared uint8 pixels."""
+                   source_root: Path, label_columns: Sequence[str] = ()) -> pd.DataFrame:
+    """One row per image in array order; pixel statistics computed on the prepared uint8 pixels.
+
+    label_columns: columns every row gets (blank where a sample has no such label), in this order first.
+    """
     table = pd.DataFrame({
         "row": np.arange(len(samples)),
         "id": [s.id for s in samples],
@@ -156,6 +214,8 @@ def build_manifest(samples: Sequence[Sample], images: np.ndarray, domain: str, s
         "person": [s.person for s in samples],
     })
     labels = pd.DataFrame([s.labels for s in samples], index=table.index)
+    if label_columns:
+        labels = labels.reindex(columns=[*label_columns, *(c for c in labels.columns if c not in label_columns)])
     if domain == "real" and len(labels.columns):
         labels.loc[table["split"] != "test"] = np.nan  # the refiner never sees real labels
     metadata = pd.DataFrame([s.metadata for s in samples], index=table.index).add_prefix("meta_")
@@ -180,35 +240,66 @@ def _relative(source: str, root: Path) -> str:
 
 
 def prepare_domain(source: Source, out: Path, domain: str, *, workers: int | None = None, progress: bool = True,
-                   val_fraction: float = 0.1, test_fraction: float = 0.2, test_persons: Sequence[str] = (),
-                   description: str = "") -> Prepared:
-    """Read one domain and write images.npy, manifest.csv and quarantine.csv under `out` (atomically)."""
+                   val_fraction: float = 0.1, split: RealSplit = RealSplit(), test_source: Source | None = None,
+                   label_columns: Sequence[str] = (), description: str = "") -> Prepared:
+    """Read one domain and write images.npy, manifest.csv and quarantine.csv under `out` (atomically).
+
+    Real: `split` assigns refiner/holdout/test; `test_source` (for split.test "source") is read as well,
+    its rows prefixed "test/" and all "test". Nothing is written unless the whole domain is usable.
+    """
     samples, quarantined = read_source(source, workers=workers, progress=progress, description=description)
+    test_ids: frozenset[str] = frozenset()
+    roots = [Path(source.path)]
+    if domain == "real" and split.test == "evaluation_subset":
+        listed = mpiigaze.read_evaluation_subset(Path(source.path))
+        test_ids = frozenset(f"{person}/{day}/{name}/{side}" for person, day, name, side in listed)
+    if domain == "real" and split.test == "source":
+        if test_source is None:
+            raise DatasetError("test_split source needs a labelled test source (test_format, test_path)")
+        more, more_quarantined = read_source(test_source, workers=workers, progress=progress,
+                                             description=f"{description} (labelled test)")
+        more = [Sample(f"{TEST_ID_PREFIX}{m.id}", m.source, m.image, m.labels, m.person, m.metadata) for m in more]
+        test_ids = frozenset(m.id for m in more)
+        samples, quarantined = [*samples, *more], [*quarantined, *more_quarantined]
+        roots.append(Path(test_source.path))
     count_in = len(samples) + len(quarantined)
     out = Path(out)
-    quarantine = pd.DataFrame({"file": [_relative(q.source, Path(source.path)) for q in quarantined],
+    quarantine = pd.DataFrame({"file": [_relative_any(q.source, roots) for q in quarantined],
                                "reason": [q.reason for q in quarantined]})
-    _write_csv(out / "quarantine.csv", quarantine)
     if not samples:
         first = f" (first: {quarantine['file'].iloc[0]}: {quarantine['reason'].iloc[0]})" if len(quarantine) else ""
-        raise DatasetError(
-            f"{source.path}: no usable {domain} image among {count_in} input(s); "
-            f"reasons are in {out / 'quarantine.csv'}{first}"
-        )
+        rejected = out / "quarantine.rejected.csv"  # beside, not over, what a previous run prepared there
+        _write_csv(rejected, quarantine)
+        raise DatasetError(f"{source.path}: no usable {domain} image among {count_in} input(s); "
+                           f"reasons are in {rejected}{first}")
     shapes = {s.image.shape for s in samples}
     if len(shapes) != 1:
         raise DatasetError(f"{source.path}: the reader returned images of several sizes {sorted(shapes)}")
+    splits = assign_splits(samples, domain, val_fraction=val_fraction, split=split, test_ids=test_ids,
+                           where=str(source.path))
+    if split.test == "evaluation_subset" and domain == "real":
+        found = sum(1 for s in splits if s == "test")
+        if not found:
+            raise DatasetError(f"{source.path}: none of the {len(test_ids)} eyes of MPIIGaze's Evaluation Subset "
+                               "is among the images read")
     images = np.stack([s.image for s in samples]).astype(np.uint8, copy=False)
-    splits = assign_splits(samples, domain, val_fraction=val_fraction, test_fraction=test_fraction,
-                           test_persons=test_persons, where=str(source.path))
-    manifest = build_manifest(samples, images, domain, splits, Path(source.path))
+    manifest = build_manifest(samples, images, domain, splits, Path(source.path), label_columns)
     if manifest["id"].duplicated().any():
         duplicate = manifest.loc[manifest["id"].duplicated(), "id"].iloc[0]
         raise DatasetError(f"{source.path}: sample id {duplicate!r} occurs more than once")
     assert len(manifest) + len(quarantine) == count_in  # nothing dropped silently
     atomic_write(out / "images.npy", lambda handle: np.save(handle, images))
     _write_csv(out / "manifest.csv", manifest)
+    _write_csv(out / "quarantine.csv", quarantine)
     return Prepared(out, count_in, len(manifest), len(quarantine), manifest)
+
+
+def _relative_any(source: str, roots: Sequence[Path]) -> str:
+    for root in roots:
+        relative = _relative(source, root)
+        if relative != source:
+            return relative
+    return source
 
 
 def _write_csv(path: Path, table: pd.DataFrame) -> None:
@@ -217,18 +308,21 @@ def _write_csv(path: Path, table: pd.DataFrame) -> None:
 
 
 def prepare_task(task: str, out_root: Path, sources: dict[str, Source], *, workers: int | None = None,
-                 progress: bool = True, val_fraction: float = 0.1, test_fraction: float = 0.2,
-                 test_persons: Sequence[str] = (), log: Callable[[str], None] | None = None) -> dict[str, Prepared]:
-    """Prepare both domains of `task`, write a summary and a grid of samples (synthetic row, real row)."""
+                 progress: bool = True, val_fraction: float = 0.1, split: RealSplit = RealSplit(),
+                 log: Callable[[str], None] | None = None) -> dict[str, Prepared]:
+    """Prepare both domains of `task` (`sources`: synthetic, real, and "test" for split.test "source"),
+    write a summary and a grid of samples (synthetic row, real row)."""
     out = Path(out_root) / task
     prepared = {}
     for domain in DOMAINS:
         prepared[domain] = prepare_domain(
             sources[domain], out / domain, domain, workers=workers, progress=progress, val_fraction=val_fraction,
-            test_fraction=test_fraction, test_persons=test_persons, description=f"{task} {domain}")
+            split=split, test_source=sources.get("test"), label_columns=TASK_LABELS.get(task, ()) if domain == "real" else (),
+            description=f"{task} {domain}")
         if log:
             p = prepared[domain]
-            log(f"{task} {domain}: {p.count_in} in, {p.kept} kept, {p.quarantined} quarantined -> {p.folder}")
+            counts = ", ".join(f"{n} {k}" for k, n in p.manifest["split"].value_counts().sort_index().items())
+            log(f"{task} {domain}: {p.count_in} in, {p.kept} kept ({counts}), {p.quarantined} quarantined -> {p.folder}")
     summary = {domain: {"count_in": p.count_in, "kept": p.kept, "quarantined": p.quarantined,
                         "splits": p.manifest["split"].value_counts().sort_index().to_dict()}
                for domain, p in prepared.items()}

@@ -98,7 +98,7 @@ def _difference(a, b, digits: int = 1) -> str:
 
 def _gaze_blocks(gaze: dict) -> list[tuple]:
     paper = PAPER["gaze"]
-    blocks: list[tuple] = [("h2", "Gaze (eyes)")]
+    blocks: list[tuple] = [("h2", "Gaze (eyes)"), *_skipped_blocks(gaze)]
     estimators = gaze.get("estimators") or {}
     if estimators:
         rows = []
@@ -178,7 +178,7 @@ def _gaze_blocks(gaze: dict) -> list[tuple]:
 
 def _hand_blocks(hand: dict) -> list[tuple]:
     paper = PAPER["hand"]
-    blocks: list[tuple] = [("h2", "Hand pose (depth)")]
+    blocks: list[tuple] = [("h2", "Hand pose (depth)"), *_skipped_blocks(hand)]
     estimators = hand.get("estimators") or {}
     if estimators:
         rows = [
@@ -253,6 +253,11 @@ def _hand_blocks(hand: dict) -> list[tuple]:
     blocks += _realism_blocks(hand, None)
     blocks += _figure_blocks(hand)
     return blocks
+
+
+def _skipped_blocks(task: dict) -> list[tuple]:
+    """One line saying what was not measured and why (no labelled real test images): absent, never zero."""
+    return [("p", f"Estimator comparison skipped: {task['skipped']}")] if task.get("skipped") else []
 
 
 def _realism_blocks(task: dict, human: dict | None) -> list[tuple]:

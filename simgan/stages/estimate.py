@@ -1,6 +1,7 @@
 """Stage estimate: the task's estimator trained on each training set — synthetic and refined (and, per
 params, training sets `larger_variant_factor` times larger) — with the same seed, subset and schedule,
-so that evaluate can compare them on real images.
+so that evaluate can compare them on real images. Without labelled real test images nothing is
+trained: training.json says why, and evaluate skips the comparison.
 
 A killed run resumes: the checkpoints are a persistent DVC output, and a checkpoint is continued only
 if it is unfinished and was written for the same estimator, training config and training data (else
@@ -42,9 +43,23 @@ def training_data(task: str, source: str, count: int, seed: int) -> tuple[np.nda
     return np.asarray(images[rows]), TASKS[task].targets(manifest.loc[rows])
 
 
+def labelled_test_rows(task: str) -> int:
+    _, manifest = prepared_images(task, "real", splits=("test",))
+    return len(manifest)
+
+
 def main(argv: list[str] | None = None) -> int:
     task, params, _ = parse("estimate", __doc__, argv)
     out = layout.estimated(task)
+    if not labelled_test_rows(task):  # nothing real to compare the estimators on: do not train them
+        reason = f"no labelled real test images (see prepare.{task}.test_split): estimators not trained"
+        print(f"estimate@{task}: {reason}")
+        note = f"{reason}\n"
+        atomic_write(out / "models" / "SKIPPED.txt", lambda handle: handle.write(note.encode()))
+        (out / "dvclive" / "plots" / "metrics").mkdir(parents=True, exist_ok=True)  # declared plots: no curve
+        text = json.dumps({"skipped": reason}, indent=2) + "\n"
+        atomic_write(out / "training.json", lambda handle: handle.write(text.encode()))
+        return 0
     model_config, train_config = params.estimator_config(task), params.estimator_train_config(task)
     summary = {}
     report = LiveReport(out / "dvclive")  # one curve per training set: <set>_loss

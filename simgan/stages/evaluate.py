@@ -1,6 +1,11 @@
 """Stage evaluate: every estimator of the task on the real test split (never seen by the refiner or the
 estimators), how well refinement kept the simulator's labels, and how real the refined images look.
 
+Without labelled real test images (prepare.<task>.test_split: none) the estimator comparison is
+skipped, and said so in one line (results.json "skipped", the report): its metrics are absent, never
+zero. Realism uses the unlabelled real hold-out ("holdout" rows) when there is one, else the labelled
+test rows; neither was shown to the refiner.
+
 Writes artifacts/evaluate/<task>/: metrics.json (a DVC metric), curve.csv (a DVC plot: % of images
 within d degrees, or % of joints within d pixels, one column per training set), results.json (what the
 report stage reads) and figures/ (curve.png, grid.png, turing.html — a visual Turing test to take).
@@ -36,6 +41,14 @@ def refined_rows(task: str, rows: np.ndarray) -> np.ndarray:
     return np.asarray(np.load(layout.refined(task) / "images.npy", mmap_mode="r")[rows])
 
 
+def no_labelled_test(task: str) -> str:
+    """Why the estimators are not compared: the one line the report and the logs show."""
+    return (
+        f"no labelled real test images (see prepare.{task}.test_split); realism and annotation "
+        "preservation need no labels and are reported"
+    )
+
+
 def write_json(path, value) -> None:
     text = json.dumps(value, indent=2, default=float) + "\n"
     atomic_write(path, lambda handle: handle.write(text.encode()))
@@ -46,44 +59,46 @@ def main(argv: list[str] | None = None) -> int:
     section, spec = params.evaluate[task], TASKS[task]
     out = layout.evaluated(task)
     run_device = device(params)
-    real, real_manifest = prepared_images(task, "real", splits=("test",))
-    if len(real) == 0:
+    real, real_manifest = prepared_images(task, "real", splits=("test",))  # labelled; may be none
+    realism_real, realism_split = prepared_images(task, "real", splits=("holdout",))[0], "holdout"
+    if len(realism_real) == 0:  # no unlabelled hold-out: the labelled test rows (never seen by the refiner)
+        realism_real, realism_split = real, "test"
+    if len(realism_real) == 0:
         raise SystemExit(
-            f"evaluate@{task}: the real domain has no labelled test rows (split 'test' in "
-            f"{layout.prepared(task, 'real') / 'manifest.csv'}); set prepare.{task}.test_persons "
-            "or test_fraction"
+            f"evaluate@{task}: no real image was held out from the refiner (no 'holdout' or 'test' rows in "
+            f"{layout.prepared(task, 'real') / 'manifest.csv'}); set prepare.{task}.holdout_fraction > 0"
         )
-    truth = spec.targets(real_manifest)
+    skipped = no_labelled_test(task) if len(real) == 0 else None
 
     # 1. each estimator on the real test split
     estimators, curves = {}, {}
-    for name in params.training_sets(task):
-        errors = estimator_errors(task, name, real, truth, run_device, section.batch_size)
+    for name in params.training_sets(task) if skipped is None else ():
+        errors = estimator_errors(task, name, real, spec.targets(real_manifest), run_device, section.batch_size)
         estimators[name] = spec.metrics.summary(errors)
         curves[name] = spec.metrics.curve(errors)
     x_name = spec.metrics.threshold_column
-    table = pd.DataFrame({"threshold": next(iter(curves.values()))[x_name]})  # one x name for both tasks' plots
+    table = pd.DataFrame({"threshold": next(iter(curves.values()))[x_name] if curves else []})  # one x name
     for name, curve in curves.items():
         table[name] = curve["percent_within"].to_numpy()
-    csv = table.to_csv(index=False)
+    csv = table.to_csv(index=False)  # without labelled test images: the header alone, no invented points
     atomic_write(out / "curve.csv", lambda handle: handle.write(csv.encode()))
 
     # 2. annotation preservation and realism, on a random sample of synthetic rows and their refined versions
-    #    (the estimators are not involved, so every split may serve) against the real test rows
+    #    (the estimators are not involved, so every split may serve) against real rows the refiner never saw
     synthetic_all, synthetic_manifest = prepared_images(task, "synthetic")
     pick = np.random.default_rng(section.seed)  # random subsets: the real rows are ordered by person
-    count = min(section.realism_images, len(real), len(synthetic_all))
-    real_rows = np.sort(pick.choice(len(real), count, replace=False))
+    count = min(section.realism_images, len(realism_real), len(synthetic_all))
+    real_rows = np.sort(pick.choice(len(realism_real), count, replace=False))
     synthetic_rows = np.sort(pick.choice(len(synthetic_all), count, replace=False))
     synthetic = synthetic_all[synthetic_rows]
     refined = refined_rows(task, synthetic_manifest["row"].to_numpy()[synthetic_rows])
     preservation = spec.preservation(synthetic, refined, spec.targets(synthetic_manifest.iloc[synthetic_rows]))
     realism = {
         "real_vs_synthetic": two_sample_test(
-            real[real_rows], synthetic, seed=section.seed, steps=section.realism_steps, device=run_device
+            realism_real[real_rows], synthetic, seed=section.seed, steps=section.realism_steps, device=run_device
         ),
         "real_vs_refined": two_sample_test(
-            real[real_rows], refined, seed=section.seed, steps=section.realism_steps, device=run_device
+            realism_real[real_rows], refined, seed=section.seed, steps=section.realism_steps, device=run_device
         ),
     }
 
@@ -91,17 +106,18 @@ def main(argv: list[str] | None = None) -> int:
     figures = out / "figures"
     unit = spec.metrics.unit
     reference = paper_reference_points(task) or None  # the paper's values at 7° (gaze), as points
-    line_chart_png(
-        {name: (curve[x_name].to_numpy(), curve["percent_within"].to_numpy()) for name, curve in curves.items()},
-        figures / "curve.png",
-        x_label=f"error threshold d ({unit})",
-        y_label=spec.metrics.y_label,
-        title=f"{task}: estimators on the real test split ({len(real)} images)",
-        reference=reference,
-    )
-    image_grid_png({"synthetic": synthetic, "refined": refined, "real": real}, figures / "grid.png")
+    if curves:
+        line_chart_png(
+            {name: (curve[x_name].to_numpy(), curve["percent_within"].to_numpy()) for name, curve in curves.items()},
+            figures / "curve.png",
+            x_label=f"error threshold d ({unit})",
+            y_label=spec.metrics.y_label,
+            title=f"{task}: estimators on the real test split ({len(real)} images)",
+            reference=reference,
+        )
+    image_grid_png({"synthetic": synthetic, "refined": refined, "real": realism_real}, figures / "grid.png")
     visual_turing_test_html(
-        real,
+        realism_real,
         refined,
         figures / "turing.html",
         n_pairs=section.turing_pairs,
@@ -127,9 +143,15 @@ def main(argv: list[str] | None = None) -> int:
         "estimators": estimators,
         "preservation": preservation,
         "realism": realism,
+        "realism_real_split": realism_split,
         "test_images": len(real),
-        "figures": {"curve": "figures/curve.png", "grid": "figures/grid.png", "turing": "figures/turing.html"},
+        "figures": {"grid": "figures/grid.png", "turing": "figures/turing.html"},
     }
+    if curves:
+        results["figures"] = {"curve": "figures/curve.png", **results["figures"]}
+    if skipped:
+        results["skipped"] = skipped
+        print(f"evaluate@{task}: estimator comparison skipped: {skipped}")
     write_json(out / "results.json", results)
     for name, values in estimators.items():
         print(

@@ -10,8 +10,8 @@ Derived columns, added before validation:
 
     gaze_norm      |(gaze_x, gaze_y, gaze_z)|                           (gaze manifests)
     label_count    how many label columns the row fills                 (every manifest with labels)
-    person_splits  number of splits the row's person appears in; blank  (every manifest with person, split)
-                   without a person (GX skips blanks)
+    person_splits  on how many sides of test / not test the row's person appears  (every manifest with person, split);
+                   blank without a person (GX skips blanks)
     id_match       refined only, on the outer join with the synthetic manifest by id: "both",
                    "refined_only" (an id the synthetic set lacks), "synthetic_only" (an image never refined)
     labels_match   refined only: every label column equals the synthetic one (blank unless id_match is

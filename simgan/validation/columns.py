@@ -29,8 +29,11 @@ def derive_columns(frame: pd.DataFrame) -> pd.DataFrame:
     if labels:
         frame["label_count"] = frame[labels].notna().sum(axis=1)
     if {"person", "split"} <= set(frame.columns):
-        # a blank person gets a blank count: groupby leaves blank keys out
-        frame["person_splits"] = frame.groupby("person")["split"].transform("nunique").astype(np.float64)
+        # on how many sides of the test line (test / not test) the row's person appears: refiner and
+        # holdout may share persons (both unlabelled, neither the estimators' test); test may not.
+        # A blank person gets a blank count: groupby leaves blank keys out.
+        side = frame["split"].eq("test").where(frame["split"].notna())
+        frame["person_splits"] = side.groupby(frame["person"]).transform("nunique").astype(np.float64)
     return frame
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from simgan import layout
-from simgan.data.prepare import prepare_task
+from simgan.data.prepare import RealSplit, prepare_task
 from simgan.data.simulators import simulate, simulated_sources
 from simgan.stages import validate
 from simgan.validation import describe_failures, label_columns, validate_manifest
@@ -53,7 +53,9 @@ def workspace(tmp_path_factory) -> Path:
             simulated_sources(task, root / layout.DATA, SIZES[task]),
             workers=1,
             progress=False,
-            test_persons=("p00", "p01", "p02") if task == "gaze" else (),
+            split=RealSplit("persons", ("p00", "p01", "p02"))
+            if task == "gaze"
+            else RealSplit("fraction", test_fraction=0.2),
         )
     return root
 

@@ -26,6 +26,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+HAND_JOINTS = 14
+TASK_LABELS: dict[str, tuple[str, ...]] = {
+    "gaze": ("gaze_x", "gaze_y", "gaze_z", "pitch_rad", "yaw_rad"),
+    "hand": tuple(f"joint_{j:02d}_{c}" for j in range(HAND_JOINTS) for c in ("u", "v", "d")),
+}
+"""Each task's label columns: every real manifest carries them (blank where a row has no label), so one
+suite checks labelled and unlabelled real data alike."""
+
 
 @dataclass(frozen=True)
 class Sample:

@@ -4,9 +4,12 @@
       0001.png  0002.png  ...  10.png       any names; id = file stem; sorted numeric-aware (2 before 10)
       labels.csv                            optional: an `id` column (= file stem) and numeric label columns
 
-Images must already have the task's prepared size: a wrong size is quarantined, never resized,
-because resizing would silently move whatever the labels measure in pixels. Colour images are
-converted to 8-bit grayscale ('L', ITU-R 601 luma) as the networks take one channel.
+Labelled images must already have the task's prepared size: a wrong size is quarantined, never
+resized, because resizing would silently move whatever the labels measure in pixels. Unlabelled images
+(read with `labels=None`) have nothing to move, so `resize` may bring them to the size: a centre crop to
+the task's aspect ratio (the largest centred window of height:width = H:W, so nothing is stretched),
+then Pillow's resize with that filter (antialiased when shrinking). Colour images are converted to
+8-bit grayscale ('L', ITU-R 601 luma) as the networks take one channel.
 """
 
 from __future__ import annotations
@@ -24,6 +27,14 @@ from PIL import Image
 from simgan.data.formats import Quarantined, Sample
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+RESIZE_FILTERS = {
+    "none": None,
+    "nearest": Image.Resampling.NEAREST,  # depth crops: no invented depths between hand and background
+    "bilinear": Image.Resampling.BILINEAR,  # as the MPIIGaze and UnityEyes readers resize eyes
+    "bicubic": Image.Resampling.BICUBIC,
+    "box": Image.Resampling.BOX,  # area average
+    "lanczos": Image.Resampling.LANCZOS,
+}
 DEFAULT_LABELS = "labels.csv"
 # 8-bit modes that convert to 'L' without losing range; 16-bit / 32-bit / float would be clipped.
 EIGHT_BIT_MODES = ("1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV")
@@ -37,6 +48,7 @@ class FolderImage:
     id: str
     size: tuple[int, int]  # (H, W)
     labels: tuple[tuple[str, float], ...] = ()
+    resize: str = "none"  # a key of RESIZE_FILTERS; "none": a wrong size is quarantined
 
 
 def natural_key(name: str) -> tuple:
@@ -71,12 +83,14 @@ def _read_labels(path: Path) -> pd.DataFrame:
     return table
 
 
-def scan(root: str | Path, *, size: tuple[int, int], labels: str | Path | None = DEFAULT_LABELS
-         ) -> tuple[list[FolderImage], list[Quarantined]]:
+def scan(root: str | Path, *, size: tuple[int, int], labels: str | Path | None = DEFAULT_LABELS,
+         resize: str = "none") -> tuple[list[FolderImage], list[Quarantined]]:
     """Every PNG/JPEG/BMP directly in `root`, numeric-aware name order, matched to labels.csv by id.
 
     size: (H, W) every image must have. labels: the label file, relative to `root` or absolute;
-    None for unlabelled images. The default labels.csv is optional; another name must exist.
+    None for unlabelled images (a labels.csv there is then not read). The default labels.csv is
+    optional; another name must exist. resize: a RESIZE_FILTERS key bringing images of another size to
+    `size` (centre crop to the aspect, then resize); only with `labels=None`.
     Quarantined while listing: two files with the same stem, an image without a labels row, a row
     with a missing or non-numeric label, a row without an image. Duplicate ids raise ValueError.
     """
@@ -90,6 +104,11 @@ def scan(root: str | Path, *, size: tuple[int, int], labels: str | Path | None =
         valid = False
     if not valid:
         raise ValueError(f"image size must be two positive integers (H, W); got {size!r}")
+    if resize not in RESIZE_FILTERS:
+        raise ValueError(f"resize must be one of {sorted(RESIZE_FILTERS)}; got {resize!r}")
+    if resize != "none" and labels is not None:
+        raise ValueError("labelled images are never resized (it would move what the labels measure in pixels); "
+                         "read them with labels=None to resize, or bring them to the size yourself")
 
     table = None
     labels_path = None
@@ -115,7 +134,7 @@ def scan(root: str | Path, *, size: tuple[int, int], labels: str | Path | None =
                 f"id {stem!r} is shared by {[p.name for p in by_stem[stem]]}; ids (file stems) must be unique")))
             continue
         if table is None:
-            items.append(FolderImage(str(path), stem, (height, width)))
+            items.append(FolderImage(str(path), stem, (height, width), resize=resize))
             continue
         if stem not in table.index:
             quarantined.append(Quarantined(str(path), f"no row in {labels_path.name} for id {stem!r}"))
@@ -142,15 +161,35 @@ def read(item: FolderImage) -> list[Sample | Quarantined]:
         with Image.open(item.path) as image:
             image.load()  # force the decode: Image.open only reads the header, a truncated file fails here
             mode, (got_w, got_h) = image.mode, image.size
-            if mode in EIGHT_BIT_MODES and (got_h, got_w) == (height, width):
-                pixels = np.asarray(image if mode == "L" else image.convert("L"))  # (H, W) uint8
+            resized = mode in EIGHT_BIT_MODES and (got_h, got_w) != (height, width) and item.resize != "none"
+            if mode in EIGHT_BIT_MODES and ((got_h, got_w) == (height, width) or resized):
+                grey = image if mode == "L" else image.convert("L")
+                pixels = np.asarray(centre_crop_resize(grey, (height, width), item.resize) if resized else grey)
     except Exception as error:  # Pillow raises OSError, SyntaxError, ValueError, zlib/struct errors
         return [Quarantined(item.path, f"cannot decode the image ({type(error).__name__}: {error})")]
     if mode not in EIGHT_BIT_MODES:
         return [Quarantined(item.path, f"mode {mode!r}, expected an 8-bit image (grayscale or colour); "
                                        f"16-bit and float images would be clipped")]
-    if (got_h, got_w) != (height, width):
-        return [Quarantined(item.path, f"size {got_h}x{got_w}, expected {height}x{width} (height x width); "
-                                       f"images are not resized")]
+    if (got_h, got_w) != (height, width) and not resized:
+        why = ("labelled images are never resized" if item.labels else
+               "unlabelled images are resized only when asked (prepare.<task>.real_resize)")
+        return [Quarantined(item.path, f"size {got_h}x{got_w}, expected {height}x{width} (height x width); {why}")]
+    metadata = {"original_height": got_h, "original_width": got_w} if resized else {}
     return [Sample(id=item.id, source=item.path, image=np.ascontiguousarray(pixels, dtype=np.uint8),
-                   labels=dict(item.labels))]
+                   labels=dict(item.labels), metadata=metadata)]
+
+
+def centre_crop_resize(image: Image.Image, size: tuple[int, int], method: str) -> Image.Image:
+    """The largest centred window with the aspect of `size` (H, W), resized to it with RESIZE_FILTERS[method].
+
+    A 60×36 (W×H) MPIIGaze eye to 55×35: aspect 55/35 = 1.571 < 60/36 = 1.667, so the full height (36) and
+    the middle round(36 · 55/35) = 57 columns are kept (1 left, 2 right dropped), then resized to 55×35.
+    """
+    height, width = size
+    got_w, got_h = image.size
+    if got_w * height > got_h * width:  # too wide: keep the full height
+        crop_w, crop_h = max(1, round(got_h * width / height)), got_h
+    else:  # too tall (or the same aspect): keep the full width
+        crop_w, crop_h = got_w, max(1, round(got_w * height / width))
+    left, top = (got_w - crop_w) // 2, (got_h - crop_h) // 2
+    return image.crop((left, top, left + crop_w, top + crop_h)).resize((width, height), RESIZE_FILTERS[method])

@@ -13,8 +13,12 @@ so that the project's readers run on them exactly as on the downloaded datasets.
 and what the "real" sets add that the synthetic ones leave out, is described in `eyes` and `hands`.
 
 Deterministic: each image draws from its own random stream derived from (seed, part, index), so the same
-seed gives byte-identical files whatever the number of worker processes (the .mat headers carry a fixed
-text instead of a creation date). Every file is written atomically. A run replaces the simulated dataset:
+seed gives byte-identical files whatever the number of worker processes or the folder (the .mat headers
+carry a fixed text instead of a creation date, and the .mat files are not deflated, so they do not depend
+on the system's zlib). What remains machine-dependent: the PNGs are deflated by the zlib Pillow links (the
+system's libz.so.1, which manylinux wheels may use), so a machine with another zlib build (zlib-ng)
+writes other PNG bytes for the same pixels, and data.dvc would record another hash there; the prepared
+arrays, and every result, are the same. Every file is written atomically. A run replaces the simulated dataset:
 files of these layouts' naming patterns in the four folders that the run did not write (left over from a
 bigger profile) are removed, so a folder always holds one consistent render. That clean-up only ever
 touches a folder a previous `simulate` wrote (it leaves the `MARKER` file there): a root holding

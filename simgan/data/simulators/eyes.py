@@ -709,9 +709,14 @@ def day_sizes(seed: int, persons: int, samples_per_person: int, max_days: int) -
 
 
 def save_mat(path: Path, variables: dict) -> None:
-    """scipy savemat (compressed level-5 MAT) with a fixed header text, so the bytes depend only on the data."""
+    """scipy savemat (level-5 MAT) with a fixed header text, so the bytes depend only on the data.
+
+    Uncompressed: compressed MAT elements are deflated by the zlib Python links, the system's, and
+    another zlib build (zlib 1.3, zlib-ng) writes other bytes for the same data, so data.dvc's hash
+    would depend on the machine. Readers (scipy, MATLAB) take both forms.
+    """
     buffer = io.BytesIO()
-    scipy.io.savemat(buffer, variables, do_compression=True, oned_as="column")
+    scipy.io.savemat(buffer, variables, do_compression=False, oned_as="column")
     data = bytearray(buffer.getvalue())
     header = b"MATLAB 5.0 MAT-file, Platform: posix, Created by: simgan simulators"
     data[:116] = header.ljust(116, b" ")

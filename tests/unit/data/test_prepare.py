@@ -10,7 +10,7 @@ import pytest
 from gaze_fixtures import mpiigaze_day, write_mpiigaze_day, write_unityeyes_pair
 from PIL import Image
 
-from simgan.data.prepare import DatasetError, Source, prepare_domain, prepare_task
+from simgan.data.prepare import DatasetError, RealSplit, Source, prepare_domain, prepare_task
 from simgan.data.simulators import simulated_sources
 
 
@@ -49,7 +49,7 @@ def test_counts_add_up_and_every_defect_is_quarantined(gaze_data, tmp_path):
 
 def test_real_split_is_person_independent_and_refiner_rows_carry_no_labels(gaze_data, tmp_path):
     result = prepare_domain(Source("mpiigaze", gaze_data / "gaze/real", {"size": (35, 55)}), tmp_path / "real",
-                            "real", workers=1, progress=False, test_persons=("p01",))
+                            "real", workers=1, progress=False, split=RealSplit("persons", ("p01",)))
     assert (result.count_in, result.kept, result.quarantined) == (4 * 3 * 2 + 1, 24, 1)
     manifest = result.manifest
     test, refiner = manifest[manifest["split"] == "test"], manifest[manifest["split"] == "refiner"]
@@ -72,15 +72,16 @@ def test_nothing_usable_is_one_clear_sentence(tmp_path):
     folder.mkdir()
     for name in ("a.png", "b.png"):
         (folder / name).write_bytes(b"\x89PNG\r\n\x1a\n cut short")
-    with pytest.raises(DatasetError, match=r"no usable synthetic image among 2 input\(s\); reasons are in .*quarantine.csv"):
+    with pytest.raises(DatasetError, match=r"no usable synthetic image among 2 input\(s\); reasons are in .*quarantine.rejected.csv"):
         prepare_domain(Source("folder", folder, {"size": (35, 55)}), tmp_path / "out", "synthetic", workers=1,
                        progress=False)
-    assert len(pd.read_csv(tmp_path / "out/quarantine.csv")) == 2  # the reasons are still written
+    assert len(pd.read_csv(tmp_path / "out/quarantine.rejected.csv")) == 2  # the reasons are still written
+    assert not (tmp_path / "out/quarantine.csv").exists()  # beside, never over, a previous run's tables
 
 
 def test_prepare_task_writes_summary_and_a_grid(gaze_data, tmp_path):
     prepared = prepare_task("gaze", tmp_path / "prepared", simulated_sources("gaze", gaze_data, (35, 55)), workers=2,
-                            progress=False, test_persons=("p00",))
+                            progress=False, split=RealSplit("persons", ("p00",)))
     summary = json.loads((tmp_path / "prepared/gaze/summary.json").read_text())
     assert summary["synthetic"]["count_in"] == 10 and summary["real"]["kept"] == 24
     assert summary["real"]["splits"] == {"refiner": 18, "test": 6}
@@ -98,5 +99,5 @@ def test_test_persons_that_do_not_exist_are_refused_before_anything_is_written(g
     """`test_persons: [p99]` used to give no test split without a word."""
     with pytest.raises(DatasetError, match=r"test_persons \['p99'\] not among the persons of .* \(found 4: p00"):
         prepare_task("gaze", tmp_path / "o", simulated_sources("gaze", gaze_data, (35, 55)), workers=1,
-                     progress=False, test_persons=("p00", "p99"))
+                     progress=False, split=RealSplit("persons", ("p00", "p99")))
     assert not (tmp_path / "o/gaze/real/images.npy").exists()

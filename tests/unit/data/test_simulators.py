@@ -399,6 +399,26 @@ def test_same_seed_same_bytes_whatever_the_workers(tiny, tmp_path):
     assert sum(first[k] != second[k] for k in shared) > 0.9 * len(shared)
 
 
+def test_mat_files_do_not_depend_on_the_system_zlib(tmp_path, monkeypatch):
+    """A fresh clone on another machine rendered data/ with another hash than data.dvc: compressed MAT
+    elements are deflated by the system's zlib, whose output differs between builds. The writer must
+    not deflate at all, and what it writes still loads."""
+    import zlib
+
+    import scipy.io
+
+    from simgan.data.simulators.eyes import save_mat
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("save_mat deflated: its bytes would depend on the zlib build")
+
+    monkeypatch.setattr(zlib, "compress", refuse)
+    monkeypatch.setattr(zlib, "compressobj", refuse)
+    save_mat(tmp_path / "day01.mat", {"data": np.arange(12, dtype=np.uint8).reshape(3, 4)})
+    assert (tmp_path / "day01.mat").read_bytes().startswith(b"MATLAB 5.0 MAT-file, Platform: posix, Created by: simgan")
+    assert scipy.io.loadmat(tmp_path / "day01.mat")["data"].tolist() == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11]]
+
+
 def test_real_factors_can_be_left_out():
     """Ablations: without any factor the real renderer draws the clean eye, in grey, at the same framing."""
     person, day = eyes.make_person(SEED, 1), eyes.make_day(SEED, 1, 1)
