@@ -52,12 +52,13 @@ PROMOTED_FILE = Path("artifacts") / "promoted.json"  # the last promotion: metri
 DEFAULT_METRIC = "refined_within_pct"
 DEFAULT_DIRECTION: Literal["min", "max"] = "max"
 # A task without labelled real test images (prepare.<task>.test_split: none) has no such metric: its
-# estimators are not compared. It is judged instead on realism, the held-out accuracy of the classifier
-# telling real from refined images (evaluate@<task>: realism.real_vs_refined.accuracy; lower is more
-# real, 0.5 = indistinguishable). Promoting such a task without any comparison would let a collapsed
+# estimators are not compared. It is judged instead on realism: the kernel distance (KID) between real and
+# refined images in a fixed feature space (evaluate@<task>: realism.real_vs_refined.kid; lower is more
+# real, 0 = the same distribution), steadier from run to run than a classifier's accuracy.
+# Promoting such a task without any comparison would let a collapsed
 # refiner through; realism alone cannot see a refiner that moves the labels, which is why labelled
 # test images remain the better gate.
-FALLBACK_METRIC = "realism.real_vs_refined.accuracy"
+FALLBACK_METRIC = "realism.real_vs_refined.kid"
 FALLBACK_DIRECTION: Literal["min", "max"] = "min"
 
 

@@ -293,6 +293,13 @@ class EvaluateParams(_Section):
 
     realism_images: int = Field(ge=20, description="images per side of the classifier two-sample test (at most)")
     realism_steps: int = Field(ge=1, description="training steps of the two-sample test's classifier")
+    realism_budgets: list[Annotated[int, Field(ge=1)]] = Field(
+        default=[30, 100, 300],
+        min_length=1,
+        description="training budgets (steps) at which the standardised classifier's held-out AUC is "
+        "reported: short budgets do not saturate on real data (simgan.evaluation.realism.classifier_auc)",
+    )
+    realism_seeds: int = Field(default=3, ge=1, description="classifier seeds per AUC (mean ± std over them)")
     turing_pairs: int = Field(ge=2, description="images on the visual Turing test page")
     seed: int
     batch_size: int = Field(ge=1, description="images per forward pass when estimating")

@@ -21,7 +21,7 @@ import pandas as pd
 
 from simgan import layout
 from simgan.evaluation.figures import image_grid_png, line_chart_png
-from simgan.evaluation.realism import two_sample_test, visual_turing_test_html
+from simgan.evaluation.realism import realism_scores, two_sample_test, visual_turing_test_html
 from simgan.evaluation.report import paper_reference_points
 from simgan.io import atomic_write
 from simgan.stages.common import device, parse, prepared_images
@@ -93,14 +93,21 @@ def main(argv: list[str] | None = None) -> int:
     synthetic = synthetic_all[synthetic_rows]
     refined = refined_rows(task, synthetic_manifest["row"].to_numpy()[synthetic_rows])
     preservation = spec.preservation(synthetic, refined, spec.targets(synthetic_manifest.iloc[synthetic_rows]))
-    realism = {
-        "real_vs_synthetic": two_sample_test(
-            realism_real[real_rows], synthetic, seed=section.seed, steps=section.realism_steps, device=run_device
-        ),
-        "real_vs_refined": two_sample_test(
-            realism_real[real_rows], refined, seed=section.seed, steps=section.realism_steps, device=run_device
-        ),
-    }
+    realism = {}
+    for name, images in (("real_vs_synthetic", synthetic), ("real_vs_refined", refined)):
+        real_side = realism_real[real_rows]
+        realism[name] = two_sample_test(
+            real_side, images, seed=section.seed, steps=section.realism_steps, device=run_device
+        )
+        realism[name].update(
+            realism_scores(
+                real_side,
+                images,
+                budgets=tuple(section.realism_budgets),
+                seeds=tuple(range(section.seed, section.seed + section.realism_seeds)),
+                device=run_device,
+            )
+        )
 
     # 3. figures
     figures = out / "figures"
@@ -136,7 +143,13 @@ def main(argv: list[str] | None = None) -> int:
         }
     metrics["preservation"] = preservation
     metrics["realism"] = {
-        name: {"accuracy": test["accuracy"], "p_value": test["p_value"]} for name, test in realism.items()
+        name: {
+            "accuracy": test["accuracy"],
+            "p_value": test["p_value"],
+            **{f"auc_{steps}": auc["mean"] for steps, auc in test["auc"]["budgets"].items()},
+            "kid": test["kid"]["mean"],
+        }
+        for name, test in realism.items()
     }
     write_json(out / "metrics.json", metrics)
     results = {
@@ -162,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
         f"evaluate@{task} realism (classifier accuracy; 0.5 = indistinguishable): real vs synthetic "
         f"{realism['real_vs_synthetic']['accuracy']:.3f}, real vs refined {realism['real_vs_refined']['accuracy']:.3f}"
     )
+    for name, test in realism.items():
+        aucs = ", ".join(f"{v['mean']:.3f}±{v['std']:.3f}@{k}" for k, v in test["auc"]["budgets"].items())
+        kid = test["kid"]
+        print(f"evaluate@{task} {name}: standardised AUC {aucs}; KID {kid['mean']:.4f}±{kid['std']:.4f}")
     return 0
 
 

@@ -90,3 +90,48 @@ def test_visual_turing_page_p_values_match_scipy(tmp_path):
         assert got["twoSided"] == pytest.approx(binomtest(k, n, 0.5).pvalue, rel=1e-6)
         assert got["greater"] == pytest.approx(binomtest(k, n, 0.5, alternative="greater").pvalue, rel=1e-6)
     assert output[0]["greater"] == pytest.approx(0.148, abs=5e-4)  # the paper's Table 1 value
+
+
+# ------------------------------------------------------------------------------------ realism scores
+from simgan.evaluation.realism import classifier_auc, kernel_inception_distance, roc_auc  # noqa: E402
+
+
+def _blobs(rng, count, *, sharp: bool, brightness: float = 0.0, contrast: float = 1.0) -> np.ndarray:
+    """Eye-sized images of a smooth blob, with (sharp) or without fine texture; brightness/contrast applied last."""
+    y, x = np.mgrid[0:20, 0:32]
+    images = []
+    for _ in range(count):
+        cy, cx = rng.uniform(6, 14), rng.uniform(10, 22)
+        image = 120 + 60 * np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / 30)
+        if sharp:
+            image = image + rng.normal(0, 12, image.shape)
+        image = (image - 128) * contrast + 128 + brightness
+        images.append(np.clip(image, 0, 255))
+    return np.stack(images).astype(np.uint8)
+
+
+def test_roc_auc_is_the_mann_whitney_statistic():
+    assert roc_auc(np.array([0.1, 0.2, 0.8, 0.9]), np.array([0, 0, 1, 1])) == 1.0
+    assert roc_auc(np.array([0.9, 0.8, 0.2, 0.1]), np.array([0, 0, 1, 1])) == 0.0
+    assert roc_auc(np.array([0.5, 0.5, 0.5, 0.5]), np.array([0, 1, 0, 1])) == 0.5  # ties count half
+
+
+def test_realism_is_calibrated_same_distribution_near_chance_different_texture_high():
+    rng = np.random.default_rng(0)
+    real, real_too, textured = (_blobs(rng, 120, sharp=s) for s in (False, False, True))
+    same = classifier_auc(real, real_too, budgets=(60,), seeds=(0, 1))["budgets"]["60"]
+    different = classifier_auc(real, textured, budgets=(60,), seeds=(0, 1))["budgets"]["60"]
+    assert abs(same["mean"] - 0.5) < 0.12 and different["mean"] > 0.9
+    kid_same = kernel_inception_distance(real, real_too, subsets=10, subset_size=60)["mean"]
+    kid_different = kernel_inception_distance(real, textured, subsets=10, subset_size=60)["mean"]
+    assert abs(kid_same) < 0.2 * kid_different and kid_different > 0
+
+
+def test_brightness_and_contrast_alone_do_not_count():
+    """A refiner that only shifted brightness and contrast has changed nothing the measure rewards or
+    punishes: the standardised classifier cannot tell such sets apart, while on raw pixels it can."""
+    rng = np.random.default_rng(1)
+    real, shifted = _blobs(rng, 120, sharp=False), _blobs(rng, 120, sharp=False, brightness=40, contrast=0.6)
+    standardised = classifier_auc(real, shifted, budgets=(60,), seeds=(0, 1))["budgets"]["60"]["mean"]
+    raw = classifier_auc(real, shifted, budgets=(60,), seeds=(0, 1), standardised=False)["budgets"]["60"]["mean"]
+    assert abs(standardised - 0.5) < 0.12 and raw > 0.9
