@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import argparse
 import csv
+import errno
+import io
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -33,25 +36,76 @@ def _save_png(path: Path, image: np.ndarray, *, scale: int) -> None:
     atomic_write(path, lambda handle: picture.save(handle, format="PNG"))
 
 
-def _refine(args: argparse.Namespace) -> int:
-    from simgan.inference import RefinerRunner
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether `a` and `b` name one file or folder (through links, `..` or another spelling)."""
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return a.resolve() == b.resolve()
 
-    runner = RefinerRunner.from_checkpoint(args.checkpoint, device=args.device, batch_size=args.batch_size)
+
+def _refine(args: argparse.Namespace) -> int:
+    from simgan.inference import RefinerRunner, resolve_device
+
     source, target = Path(args.input), Path(args.output)
+    device = resolve_device(args.device)  # 'banana', or 'cuda:7' on a machine without it: one line, before any work
+    if _same_file(source, target):
+        raise ValueError(
+            f"the output {target} is the input {source}: refining in place would replace the originals; "
+            f"name another output"
+        )
     if source.is_file() and source.suffix == ".npy":
+        runner = RefinerRunner.from_checkpoint(args.checkpoint, device=device, batch_size=args.batch_size)
         images = np.load(source, mmap_mode="r")
+        problem = runner.size_problem(images.shape) if images.ndim in (3, 4) else None
+        if problem is not None:
+            height, width = runner.config.input_size
+            raise ValueError(
+                f"{source} holds images of {images.shape[-2]}×{images.shape[-1]} (H×W), but the refiner in "
+                f"{args.checkpoint} was trained on {height}×{width}: is it the checkpoint of another task?"
+            )
         refined = runner.refine(np.asarray(images))
         atomic_write(target, lambda handle: np.save(handle, refined))
         print(f"refined {len(refined)} images -> {target}")
         return 0
     if not source.is_dir():
         raise SystemExit(f"simgan refine: {source} is neither a .npy file nor a folder of images")
+    _check_output_folder(source, target)
+    runner = RefinerRunner.from_checkpoint(args.checkpoint, device=device, batch_size=args.batch_size)
     return _refine_folder(runner, source, target)
 
 
+REFINE_OUTPUTS = ("*.png", "quarantine.csv")  # what a refine writes into its output folder
+
+
+def _check_output_folder(source: Path, target: Path) -> None:
+    """The output folder of a folder refine: new, empty, or a previous refine's output (which it replaces whole)."""
+    if target.exists() and not target.is_dir():
+        raise ValueError(f"the output {target} is a file; a folder of images is refined into a folder")
+    if target.is_dir():
+        others = [p for p in target.iterdir() if not (p.is_file() and any(p.match(g) for g in REFINE_OUTPUTS))]
+        if others:
+            raise ValueError(
+                f"the output folder {target} holds {others[0].name!r}, which a refine does not write: a finished "
+                f"refine replaces its output folder whole, so name a new or empty folder (or a previous output)"
+            )
+
+
 def _refine_folder(runner, source: Path, target: Path) -> int:
-    """Refine every PNG/JPEG in `source`; unreadable or mis-sized files are listed in quarantine.csv."""
+    """Refine every PNG/JPEG in `source`; unreadable or mis-sized files are listed in quarantine.csv.
+
+    The output is built in a hidden sibling folder and renamed into place at the end, so a run that fails
+    (disk full, killed) leaves the previous output or nothing, never a set of PNGs that looks complete.
+    """
+    import shutil
+    import tempfile
+
     from PIL import Image, UnidentifiedImageError
+
+    from simgan.inference import size_problem
+    from simgan.io import folder_mode, write_error
 
     files = sorted(p for p in source.iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg"})
     expected = runner.config.input_size
@@ -64,26 +118,62 @@ def _refine_folder(runner, source: Path, target: Path) -> int:
         except (UnidentifiedImageError, OSError, ValueError) as error:
             quarantine.append((str(path), f"unreadable image: {error}"))
             continue
-        if pixels.shape != expected:
-            quarantine.append(
-                (str(path), f"size {pixels.shape[0]}×{pixels.shape[1]}, expected {expected[0]}×{expected[1]}")
-            )
+        problem = size_problem(pixels.shape, expected)
+        if problem is not None:
+            quarantine.append((str(path), problem))
             continue
         good.append((path, pixels))
-    target.mkdir(parents=True, exist_ok=True)
-    if good:
-        refined = runner.refine(np.stack([pixels for _, pixels in good]))
-        for (path, _), image in zip(good, refined):
-            _save_png(target / f"{path.stem}.png", image, scale=1)
-    if quarantine:
-        with (target / "quarantine.csv").open("w", newline="") as handle:
-            csv.writer(handle).writerows([("file", "reason"), *quarantine])
-        for file, reason in quarantine:
-            print(f"quarantined {file}: {reason}", file=sys.stderr)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    except OSError as error:
+        if not error.errno:
+            raise
+        raise write_error(error, target) from error
+    try:
+        os.chmod(staging, folder_mode())  # mkdtemp makes it owner-only; the output gets what mkdir would give
+        if good:
+            refined = runner.refine(np.stack([pixels for _, pixels in good]))
+            for (path, _), image in zip(good, refined):
+                _save_png(staging / f"{path.stem}.png", image, scale=1)
+        if quarantine:
+            lines = io.StringIO()
+            csv.writer(lines).writerows([("file", "reason"), *quarantine])
+            atomic_write(staging / "quarantine.csv", lambda handle: handle.write(lines.getvalue().encode()))
+        _publish_folder(staging, target)
+    except BaseException as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(error, OSError) and error.errno:
+            reason = os.strerror(error.errno)
+            raise OSError(error.errno, f"cannot write {target}: {reason}; it is as it was before this run") from error
+        raise
+    for file, reason in quarantine:
+        print(f"quarantined {file}: {reason}", file=sys.stderr)
     print(f"{len(files)} images in, {len(good)} refined -> {target}, {len(quarantine)} quarantined")
     if not good:
         raise SystemExit(f"simgan refine: no usable image in {source}")
     return 0
+
+
+def _publish_folder(staging: Path, target: Path) -> None:
+    """Rename the finished `staging` folder to `target`; a previous output there is swapped out, then removed."""
+    import shutil
+
+    try:
+        os.replace(staging, target)  # no target, or an empty folder: one rename
+        return
+    except OSError as error:
+        if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            raise
+    old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    shutil.rmtree(old, ignore_errors=True)
+    os.rename(target, old)
+    try:
+        os.rename(staging, target)
+    except BaseException:
+        os.rename(old, target)  # put the previous output back
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -104,6 +194,7 @@ def _serve(args: argparse.Namespace) -> int:
     env = dict(os.environ)
     env.setdefault("BENTOML_HOME", str(Path(".bentoml").resolve()))  # the store the package stage wrote
     env.setdefault("BENTOML_DO_NOT_TRACK", "True")
+    _check_port_free(args.host, args.port)
     command = [sys.executable, "-m", "bentoml", "serve", bento, "--host", args.host, "--port", str(args.port)]
     print(
         f"serving {bento} from {env['BENTOML_HOME']} on http://{args.host}:{args.port} "
@@ -112,6 +203,29 @@ def _serve(args: argparse.Namespace) -> int:
     )
     os.execve(sys.executable, command, env)
     return 0  # not reached
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Bind (host, port) as the server will (SO_REUSEADDR, as uvicorn sets it) and let go: a port in use or an
+    address this machine does not have is a one-line error here rather than a traceback from the server."""
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as error:
+        raise SystemExit(
+            f"simgan serve: cannot listen on {host!r}: {getattr(error, 'strerror', None) or error}"
+        ) from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise SystemExit(
+                    f"simgan serve: port {port} on {host} is already in use (another server?); choose one with --port"
+                ) from None
+            raise SystemExit(f"simgan serve: cannot listen on {host}:{port}: {error.strerror or error}") from None
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -140,6 +254,20 @@ def inside(path: Path, folder: Path) -> bool:
     return path.resolve() == folder.resolve() or folder.resolve() in path.resolve().parents
 
 
+def _check_writable_folder(out: Path) -> None:
+    """--out must be a folder this process can create files in: said in one line before any work."""
+    import tempfile
+
+    if out.exists() and not out.is_dir():
+        raise SystemExit(f"simgan prepare: --out {out} is a file, not a folder; name a folder (it is created)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as error:
+        raise SystemExit(f"simgan prepare: cannot write into --out {out}: {error.strerror or error}") from None
+
+
 def _prepare(args: argparse.Namespace) -> int:
     """params.yaml's prepare section (sizes, splits, formats), optionally another source, into --out."""
     from simgan import layout
@@ -152,6 +280,7 @@ def _prepare(args: argparse.Namespace) -> int:
             f"simgan prepare: {out} is inside {layout.ARTIFACTS}/, which the pipeline (DVC) owns; "
             f"`dvc repro prepare@<task>` prepares it from params.yaml. Choose another --out."
         )
+    _check_writable_folder(out)
     params = load_params(args.params)
     for task in [args.task] if args.task in layout.TASKS else layout.TASKS:  # "all": every task
         p = params.prepare[task]
@@ -210,6 +339,26 @@ def _profile(args: argparse.Namespace) -> int:
     return subprocess.call(command)
 
 
+def _int_at_least(minimum: int, what: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; expected {what}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is out of range; expected {what}")
+        return value
+
+    return parse
+
+
+def _port(text: str) -> int:
+    value = _int_at_least(1, "a port number from 1 to 65535")(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"{value} is out of range; expected a port number from 1 to 65535")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="simgan",
@@ -231,7 +380,9 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--out", default="data", help="folder to write (the project's data/)")
     simulate.add_argument("--profile", default="default", choices=["default", "tiny"], help="how much to render")
     simulate.add_argument("--seed", type=int, default=0, help="seed of every random choice")
-    simulate.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    simulate.add_argument(
+        "--workers", type=_int_at_least(0, "0 or more processes"), default=None, help="processes (default: all cores)"
+    )
     simulate.set_defaults(handler=_simulate)
 
     check = commands.add_parser(
@@ -278,7 +429,12 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--params", default="params.yaml", help="the params file (sizes, splits, sources)")
     prepare.add_argument("--synthetic", default=None, metavar="FORMAT:PATH", help="override the synthetic source")
     prepare.add_argument("--real", default=None, metavar="FORMAT:PATH", help="override the real source")
-    prepare.add_argument("--workers", type=int, default=None, help="processes (default: params.yaml's, 0 = all cores)")
+    prepare.add_argument(
+        "--workers",
+        type=_int_at_least(0, "0 or more processes"),
+        default=None,
+        help="processes (default: params.yaml's, 0 = all cores)",
+    )
     prepare.add_argument("--quiet", action="store_true", help="no progress bar")
     prepare.set_defaults(handler=_prepare)
 
@@ -288,7 +444,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Refine uint8 images with the refiner of a checkpoint. INPUT is a .npy array "
         "(N, H, W) or (N, C, H, W) of uint8 -> OUTPUT .npy of the same shape, or a folder of PNG/JPEG "
         "images -> OUTPUT folder of PNGs with the same names; files that cannot be read or have the "
-        "wrong size are listed in OUTPUT/quarantine.csv with the reason.",
+        "wrong size are listed in OUTPUT/quarantine.csv with the reason. The images must have the size the "
+        "checkpoint was trained on. OUTPUT is never INPUT; an OUTPUT folder is built aside and renamed into "
+        "place whole at the end (a failed run leaves the previous one), so it must be new, empty, or a previous "
+        "refine's output.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     refine.add_argument(
@@ -296,7 +455,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     refine.add_argument("input", help=".npy file or folder of images")
     refine.add_argument("output", help=".npy file or folder")
-    refine.add_argument("--batch-size", type=int, default=1024, help="images per forward pass")
+    refine.add_argument(
+        "--batch-size", type=_int_at_least(1, "1 or more images"), default=1024, help="images per forward pass"
+    )
     refine.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     refine.set_defaults(handler=_refine)
 
@@ -312,7 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--task", default="gaze", choices=["gaze", "hand"], help="whose packaged refiner")
     serve.add_argument("--bento", default=None, help="a bento tag to serve instead (e.g. simgan-gaze:latest)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
-    serve.add_argument("--port", type=int, default=3000, help="port to listen on")
+    serve.add_argument("--port", type=_port, default=3000, help="port to listen on")
     serve.set_defaults(handler=_serve)
     return parser
 
@@ -326,11 +487,19 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.handler(args)
-    except (CheckpointError, ValueError, TypeError, FileNotFoundError) as error:  # ConfigError is a ValueError
+    except (CheckpointError, ValueError, TypeError, OSError) as error:  # ConfigError is a ValueError
         if args.verbose:
             raise
-        print(f"simgan {args.command}: {error}", file=sys.stderr)
+        print(f"simgan {args.command}: {one_line(error)}", file=sys.stderr)
         return 2
+
+
+def one_line(error: BaseException) -> str:
+    """An error as one line: an OSError as 'file: reason' (no '[Errno 28]'), others by their first line."""
+    if isinstance(error, OSError) and error.strerror:
+        return f"{error.filename}: {error.strerror}" if error.filename else error.strerror
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 if __name__ == "__main__":

@@ -35,6 +35,38 @@ def load_refiner(path: str | Path, map_location: str | torch.device = "cpu") -> 
     return build_refiner(config, state["refiner"], source=path)
 
 
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """None: CUDA when present, else the CPU; a name ("cpu", "cuda:1") is refused with a one-line ValueError when
+    it is not a torch device or this machine does not have it."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"device {str(device)!r} is not a torch device; use e.g. 'cpu', 'cuda' or 'cuda:0'") from None
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (resolved.index or 0) >= count:
+            raise ValueError(f"device {str(device)!r}: this machine has {count} CUDA device(s); use 'cpu' or omit it")
+    elif resolved.type != "cpu":
+        try:
+            torch.empty(1, device=resolved)
+        except Exception as error:  # each backend fails in its own way (RuntimeError, AssertionError, ...)
+            first = str(error).strip().splitlines()[0].split(". ")[0] if str(error).strip() else type(error).__name__
+            raise ValueError(f"device {str(device)!r} is not usable on this machine: {first}") from None
+        if resolved.type == "meta":
+            raise ValueError(f"device {str(device)!r} holds no data; use e.g. 'cpu' or 'cuda'")
+    return resolved
+
+
+def size_problem(height_width: tuple[int, ...], expected: tuple[int, int]) -> str | None:
+    """'size h×w, expected H×W' when (h, w) is not `expected`, else None: the one wording of a size mismatch."""
+    got = tuple(int(v) for v in height_width)
+    if got == tuple(expected):
+        return None
+    return f"size {got[0]}×{got[1]}, expected {expected[0]}×{expected[1]}"
+
+
 class RefinerRunner:
     """Refines uint8 batches on one device.
 
@@ -52,9 +84,7 @@ class RefinerRunner:
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1; got {batch_size}")
-        self.device = (
-            torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        )
+        self.device = resolve_device(device)
         self.batch_size = batch_size
         self.bf16 = (self.device.type == "cuda") if bf16 is None else (bf16 and self.device.type == "cuda")
         self.refiner = refiner.eval().to(self.device, memory_format=torch.channels_last)
@@ -66,6 +96,14 @@ class RefinerRunner:
     def from_checkpoint(cls, path: str | Path, **kwargs) -> RefinerRunner:
         return cls(load_refiner(path), **kwargs)
 
+    def size_problem(self, shape: tuple[int, ...]) -> str | None:
+        """None when images of `shape` (..., H, W) have the refiner's input size, else what is wrong.
+
+        The refiner is fully convolutional and would run on any size, but it was trained on one: another
+        (e.g. the other task's data) gives a silently meaningless result, so it is refused.
+        """
+        return size_problem(tuple(shape[-2:]), self.config.input_size)
+
     def refine(self, images: np.ndarray | torch.Tensor) -> np.ndarray:
         """uint8 (N, H, W) or (N, C, H, W) -> refined uint8 numpy array of the same shape."""
         batch = as_nchw_uint8(images, channels=self.config.channels, what="images to refine")
@@ -74,7 +112,11 @@ class RefinerRunner:
 
     @torch.inference_mode()
     def refine_tensor(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 (N, C, H, W) tensor -> refined uint8 (N, C, H, W) tensor on the CPU."""
+        """uint8 (N, C, H, W) tensor -> refined uint8 (N, C, H, W) tensor on the CPU; another H×W than the
+        refiner's input size is refused (ValueError)."""
+        problem = self.size_problem(tuple(images.shape))
+        if problem is not None:
+            raise ValueError(f"images to refine: {problem} (H×W), the input size this refiner was trained on")
         output = torch.empty(images.shape, dtype=torch.uint8)
         for start in range(0, len(images), self.batch_size):
             chunk = images[start : start + self.batch_size].to(self.device, non_blocking=True)

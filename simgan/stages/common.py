@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -29,8 +31,14 @@ def parse(
 ) -> tuple[str, Params, argparse.Namespace]:
     """--task and --params (plus what `extra` adds); params.yaml is loaded and checked, and `runtime` applied.
 
-    A params problem is a one-line error naming the dotted key (exit 2), never a traceback.
+    A params problem is a one-line error naming the dotted key (exit 2), never a traceback. Run as a command
+    (`argv` None), the stage process is tied to its parent (`die_with_parent`: a `kill -9` of `dvc repro` does
+    not leave it running on) and an unusable or busy checkpoint ends it with one line (exit 1); called with
+    `argv` (tests, a caller in-process), the calling process is left as it is.
     """
+    if argv is None:
+        die_with_parent()
+        one_line_errors(stage)
     parser = argparse.ArgumentParser(
         prog=f"python -m simgan.stages.{stage}",
         description=description,
@@ -47,6 +55,49 @@ def parse(
         raise SystemExit(f"{stage}@{args.task}: {error}") from None
     apply_runtime(params)
     return args.task, params, args
+
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> bool:
+    """Ask Linux to send this process `sig` when its parent dies (prctl PR_SET_PDEATHSIG); True when set.
+
+    A stage killed with its `dvc repro` (kill -9 of DVC itself) would otherwise run on as an orphan, and the next
+    `dvc repro`, finding DVC's lock stale, would start a second writer of the same outputs. If the parent is
+    already gone when this runs, the process ends at once. Elsewhere (not Linux) nothing happens.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
+            return False
+    except (OSError, AttributeError):
+        return False
+    if os.getppid() != parent:  # the parent died before the request: no signal will come
+        os.kill(os.getpid(), sig)
+    return True
+
+
+def one_line_errors(stage: str) -> None:
+    """Print a checkpoint problem that ends the stage (CheckpointError, e.g. another trainer holds the
+    checkpoint) as one line `stage: message` instead of a traceback; other errors keep theirs."""
+    from simgan.training.checkpoint import CheckpointError
+
+    previous = getattr(sys.excepthook, "simgan_previous", sys.excepthook)  # installed once, whatever the calls
+
+    def hook(kind, error, traceback) -> None:
+        if issubclass(kind, CheckpointError):
+            print(f"{stage}: {error}", file=sys.stderr)
+        else:
+            previous(kind, error, traceback)
+
+    hook.simgan_previous = previous
+    sys.excepthook = hook
 
 
 def apply_runtime(params: Params) -> None:

@@ -10,6 +10,8 @@ target: a killed process leaves either the previous checkpoint or the new one, n
 from __future__ import annotations
 
 import pickle
+import re
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,40 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used, with the file and the reason."""
 
 
+_UNSAFE_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+_TORCH_BOILERPLATE = ("weights only load failed", "weights_only", "please file an issue", "check the documentation")
+
+
+def refusal(path: str | Path, error: BaseException) -> str:
+    """One line naming `path` and why torch's weights-only reader refused it, in simgan's words.
+
+    torch's own message suggests retrying with `weights_only=False`, which would run whatever code the file
+    holds; simgan never does, so that advice is dropped.
+    """
+    text = str(error)
+    unsafe = _UNSAFE_GLOBAL.search(text)
+    if unsafe:
+        return (
+            f"{path}: not a readable simgan checkpoint: it holds pickled code or objects ({unsafe.group(1)}), "
+            f"which simgan refuses to load for safety (a simgan checkpoint holds only tensors, numbers and strings)"
+        )
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(2)
+    except OSError:
+        head = b""
+    if head[:1] == b"\x80" and isinstance(error, pickle.UnpicklingError):  # PROTO: a bare pickle, not torch's zip
+        return (
+            f"{path}: not a readable simgan checkpoint: it is a bare Python pickle (not torch's file format), "
+            f"which may hold code; simgan refuses to unpickle it for safety"
+        )
+    lines = [line.strip() for line in text.splitlines()]
+    lines = [line for line in lines if line and not any(b in line.lower() for b in _TORCH_BOILERPLATE)]
+    lines = [line.removeprefix("WeightsUnpickler error:").strip() for line in lines]
+    detail = next((line for line in lines if line), type(error).__name__).split(". ")[0]
+    return f"{path}: not a readable simgan checkpoint (corrupt, truncated, or not saved by simgan): {detail}"
+
+
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     """Atomically write `state` (plain containers of tensors, numbers and strings) to `path`."""
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, **state}
@@ -38,7 +74,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on pickle protocols are not the user's business
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(path, map_location=map_location, weights_only=True)
     except (
         RuntimeError,
         pickle.UnpicklingError,
@@ -49,10 +87,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         IndexError,
         KeyError,
     ) as error:  # IndexError, KeyError: what the weights-only unpickler raises on some garbage
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(
-            f"{path}: not a readable simgan checkpoint (corrupt, truncated, or not saved by simgan): {first_line}"
-        ) from None
+        raise CheckpointError(refusal(path, error)) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a simgan checkpoint (no '{FORMAT}' format marker)")
     if state.get("format_version") != FORMAT_VERSION:

@@ -11,10 +11,12 @@ unfinished run of this very training, to be continued (`resume_if_unfinished`).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -36,6 +38,56 @@ def progress_interval() -> float:
 def default_device() -> torch.device:
     """CUDA when present, else the CPU: the one place a trainer's device default is decided."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class CheckpointInUse(CheckpointError):
+    """Another process is training into the same checkpoint."""
+
+
+@contextlib.contextmanager
+def exclusive_checkpoint(path: str | Path) -> Iterator[None]:
+    """Hold an exclusive lock on `<path>.lock` (flock, released by the kernel when the process dies, kill -9
+    included), so two trainers never write one checkpoint: a second one fails at once, naming the holder's pid.
+
+    The lock file holds the pid of its holder and is removed when the fit ends. A lock taken on a file that was
+    removed in between (by the holder finishing) is retried on the new file, so two processes never both hold it.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock, as before
+        yield
+        return
+    lock_path = Path(f"{path}.lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise CheckpointInUse(
+                f"{path}: another process (pid {holder}) is training into this checkpoint and holds {lock_path}; "
+                f"stop it (or wait for it) before starting another run"
+            ) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
+            same = os.fstat(fd).st_ino == os.stat(lock_path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # the file was removed (its holder finished) between our open and our lock: take the new one
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            lock_path.unlink()  # while still held: a waiter that opened this file sees it gone and retries
+        os.close(fd)
 
 
 class TrainingLoop:
@@ -121,8 +173,15 @@ class TrainingLoop:
 
         With `checkpoint_path`, a checkpoint is written atomically every `checkpoint_every_steps`, at each
         phase end, at the end, and when interrupted (Ctrl-C), so a killed run loses at most
-        `checkpoint_every_steps` steps.
+        `checkpoint_every_steps` steps; the whole fit holds `<checkpoint_path>.lock`, so a second trainer of
+        the same checkpoint (e.g. started while an orphaned one still runs) fails at once (CheckpointInUse).
         """
+        if checkpoint_path is None:
+            return self._fit(None, stop_at_step)
+        with exclusive_checkpoint(checkpoint_path):
+            return self._fit(checkpoint_path, stop_at_step)
+
+    def _fit(self, checkpoint_path: str | Path | None, stop_at_step: int | None) -> dict[str, float]:
         end = self.total_steps if stop_at_step is None else min(stop_at_step, self.total_steps)
         boundaries = set(itertools.accumulate(steps for _, steps in self.phases()))
         last: dict[str, float] = {}

@@ -27,6 +27,13 @@ from PIL import Image
 from simgan.data.formats import Quarantined, Sample
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+# Image files this reader does not take: quarantined with the reason rather than passed over in silence (their
+# labels row would otherwise read as "no image with that stem"). Other files (notes, .csv, ...) are ignored.
+UNSUPPORTED_IMAGE_SUFFIXES = (
+    ".tif", ".tiff", ".gif", ".webp", ".jp2", ".j2k", ".jpf", ".jpx", ".jxl", ".heic", ".heif", ".avif",
+    ".ppm", ".pgm", ".pbm", ".pnm", ".pfm", ".tga", ".ico", ".psd", ".exr", ".hdr", ".dng", ".raw",
+    ".cr2", ".nef", ".arw", ".dds", ".svg", ".pcx", ".sgi", ".xbm", ".xpm", ".fits", ".dcm",
+)
 RESIZE_FILTERS = {
     "none": None,
     "nearest": Image.Resampling.NEAREST,  # depth crops: no invented depths between hand and background
@@ -91,8 +98,9 @@ def scan(root: str | Path, *, size: tuple[int, int], labels: str | Path | None =
     None for unlabelled images (a labels.csv there is then not read). The default labels.csv is
     optional; another name must exist. resize: a RESIZE_FILTERS key bringing images of another size to
     `size` (centre crop to the aspect, then resize); only with `labels=None`.
-    Quarantined while listing: two files with the same stem, an image without a labels row, a row
-    with a missing or non-numeric label, a row without an image. Duplicate ids raise ValueError.
+    Quarantined while listing: an image file of an unsupported format (.tif, .gif, .webp, ...), two files with
+    the same stem, an image without a labels row, a row with a missing or non-numeric label, a row without an
+    image. Duplicate ids raise ValueError.
     """
     root = Path(root)
     if not root.is_dir():
@@ -119,14 +127,19 @@ def scan(root: str | Path, *, size: tuple[int, int], labels: str | Path | None =
         elif str(labels) != DEFAULT_LABELS:
             raise FileNotFoundError(f"{labels_path}: label file not found")
 
-    paths = sorted((p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
-                   key=lambda p: natural_key(p.name))
+    files = sorted((p for p in root.iterdir() if p.is_file()), key=lambda p: natural_key(p.name))
+    paths = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+    unsupported = [p for p in files if p.suffix.lower() in UNSUPPORTED_IMAGE_SUFFIXES]
     by_stem: dict[str, list[Path]] = defaultdict(list)
     for path in paths:
         by_stem[path.stem].append(path)
 
     items: list[FolderImage] = []
-    quarantined: list[Quarantined] = []
+    quarantined: list[Quarantined] = [
+        Quarantined(str(path), f"unsupported image format {path.suffix.lower()}; expected PNG/JPEG/BMP "
+                               f"({', '.join(IMAGE_SUFFIXES)}): convert it, e.g. to PNG")
+        for path in unsupported
+    ]
     for path in paths:
         stem = path.stem
         if len(by_stem[stem]) > 1:
@@ -148,7 +161,8 @@ def scan(root: str | Path, *, size: tuple[int, int], labels: str | Path | None =
         items.append(FolderImage(str(path), stem, (height, width), tuple((str(k), float(v)) for k, v in row.items())))
 
     if table is not None:
-        for stem in sorted(set(table.index) - set(by_stem), key=natural_key):
+        quarantined_stems = {path.stem for path in unsupported}  # their row is not orphaned: the file is named above
+        for stem in sorted(set(table.index) - set(by_stem) - quarantined_stems, key=natural_key):
             quarantined.append(Quarantined(f"{labels_path}#{stem}", (
                 f"{labels_path.name} has a row for id {stem!r} but {root} has no image with that stem")))
     return items, quarantined

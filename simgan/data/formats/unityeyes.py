@@ -12,7 +12,8 @@ Crop (deterministic, GazeML `preprocess_entry` without its noise, DATA_FORMATS �
 The box is resampled to (h_out, w_out) with Pillow's antialiased bilinear `resize(box=...)`. For speed the
 JPEG is decoded in draft mode: grayscale (the JPEG's own luma, no RGB pass) and DCT-scaled by the largest
 factor 1/2, 1/4 or 1/8 that still leaves at least one decoded pixel per output pixel across the eye.
-A crop box that leaves the image is quarantined rather than padded.
+A crop box that leaves the image is quarantined rather than padded, and so are landmarks that cannot belong
+to the image they are paired with (outside it, or an eye far from the centre a UnityEyes render puts it at).
 """
 
 from __future__ import annotations
@@ -34,6 +35,11 @@ LOOK_VEC_NORM_TOLERANCE = 0.01  # |‖look_vec‖ - 1| above this: not a directi
 DRAFT_SCALES = (8, 4, 2, 1)  # the DCT scalings libjpeg offers, largest first
 RESAMPLE = Image.Resampling.BILINEAR  # antialiased (triangle filter scaled to the reduction) in `resize`
 _INTEGER_STEM = re.compile(r"\d+")
+# How far a render's eye opening may sit from the image centre, as a fraction of each side: real renders and the
+# embedded simulator stay within ~6 % (the eyeball is at the centre; lids move by under a radius, 9 % of the width).
+EYE_CENTRE_TOLERANCE = 0.2
+# Corner-to-corner distance over the render width: ~17 % in real renders (136 px at 800), 17-23 % simulated.
+EYE_WIDTH_FRACTION = (0.05, 0.5)
 
 
 @dataclass(frozen=True)
@@ -144,14 +150,17 @@ def _parse_label(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[st
     if not np.isfinite(look).all():
         raise _Bad(path, f"eye_details.look_vec contains NaN or infinity: {details['look_vec']!r}")
     if abs(norm - 1.0) > LOOK_VEC_NORM_TOLERANCE:
-        raise _Bad(path, f"eye_details.look_vec has norm {norm:.4f}; expected a unit vector (±{LOOK_VEC_NORM_TOLERANCE})")
+        raise _Bad(path, f"eye_details.look_vec has norm {norm:.4f}; "
+                         f"expected a unit vector (±{LOOK_VEC_NORM_TOLERANCE})")
     interior = _points(label, "interior_margin_2d", 16, path)
     caruncle = _points(label, "caruncle_2d", None, path)
     return look, interior, caruncle, _head_pose(label.get("head_pose"))
 
 
 def _head_pose(text) -> dict[str, float]:
-    """Camera Euler angles in degrees, [0, 360) -> GazeML's head pitch/yaw in degrees (0, 0 = frontal); {} if unreadable."""
+    """Camera Euler angles in degrees, [0, 360) -> GazeML's head pitch/yaw in degrees (0, 0 = frontal).
+
+    {} if unreadable."""
     try:
         pitch, yaw = parse_tuple(text, (3,))[:2]
     except ValueError:
@@ -161,7 +170,8 @@ def _head_pose(text) -> dict[str, float]:
     return {"head_pitch_deg": float(pitch - 360.0 if pitch > 180.0 else pitch), "head_yaw_deg": float(yaw - 180.0)}
 
 
-def crop_box(interior: np.ndarray, caruncle: np.ndarray, output_size: tuple[int, int]) -> tuple[float, float, float, float]:
+def crop_box(interior: np.ndarray, caruncle: np.ndarray,
+             output_size: tuple[int, int]) -> tuple[float, float, float, float]:
     """Landmarks in image pixels (y down) -> (left, top, right, bottom) of the eye crop in the same pixels."""
     height, width = output_size
     eye_width = EYE_WIDTH_FACTOR * abs(float(caruncle[:, 0].mean()) - float(interior[8, 0]))
@@ -170,6 +180,43 @@ def crop_box(interior: np.ndarray, caruncle: np.ndarray, output_size: tuple[int,
     eye_height = eye_width * height / width
     return (float(centre_x - eye_width / 2), float(centre_y - eye_height / 2),
             float(centre_x + eye_width / 2), float(centre_y + eye_height / 2))
+
+
+def landmark_misfit(interior: np.ndarray, caruncle: np.ndarray, width: int, height: int) -> str | None:
+    """Why the landmarks (image pixels) cannot belong to this width×height render, or None when they can.
+
+    A UnityEyes render centres the eyeball (GazeML takes the image centre as the eyeball centre), with the eyeball
+    radius a fixed fraction of the render width (71.76 px at 800×600). Landmarks of another render (an 8000×6000
+    JPEG with the JSON of a 200×150 render) would otherwise crop the wrong place without a word. Checked: every
+    landmark lies in the image; the eye opening is centred within EYE_CENTRE_TOLERANCE of the image size;
+    the corner-to-corner distance is a plausible fraction of the width (EYE_WIDTH_FRACTION).
+    """
+    hint = "is the JSON from a render of another size?"
+    for key, points in (("interior_margin_2d", interior), ("caruncle_2d", caruncle)):
+        x_out, y_out = (points[:, 0] < 0) | (points[:, 0] > width), (points[:, 1] < 0) | (points[:, 1] > height)
+        outside = np.flatnonzero(x_out | y_out)
+        if len(outside):
+            x, y = points[outside[0]]
+            return (
+                f"landmarks do not fit the {width}×{height} image: {key}[{outside[0]}] at ({x:.1f}, {y:.1f}) lies "
+                f"outside it; {hint}"
+            )
+    centre = (interior.min(0) + interior.max(0)) / 2
+    off_x, off_y = abs(centre[0] - width / 2) / width, abs(centre[1] - height / 2) / height
+    if max(off_x, off_y) > EYE_CENTRE_TOLERANCE:
+        return (
+            f"landmarks do not fit the {width}×{height} image: the eye is centred at ({centre[0]:.0f}, "
+            f"{centre[1]:.0f}), {off_x:.0%} of the width and {off_y:.0%} of the height from the image centre; a "
+            f"UnityEyes render centres the eye (at most {EYE_CENTRE_TOLERANCE:.0%}); {hint}"
+        )
+    fraction = abs(float(caruncle[:, 0].mean()) - float(interior[8, 0])) / width
+    low, high = EYE_WIDTH_FRACTION
+    if not low <= fraction <= high:
+        return (
+            f"landmarks do not fit the {width}×{height} image: the eye corners are {fraction:.1%} of the width "
+            f"apart; a UnityEyes render shows them {low:.0%} to {high:.0%} apart; {hint}"
+        )
+    return None
 
 
 def _draft_scale(box_width: float, output_width: int) -> int:
@@ -192,6 +239,9 @@ def _crop(image_path: str, interior: np.ndarray, caruncle: np.ndarray,
             if box[0] < 0 or box[1] < 0 or box[2] > full_width or box[3] > full_height:
                 raise _Bad(image_path, "eye crop ({:.1f}, {:.1f})-({:.1f}, {:.1f}) leaves the {}×{} image".format(
                     *box, full_width, full_height))
+            misfit = landmark_misfit(interior, caruncle, full_width, full_height)
+            if misfit is not None:
+                raise _Bad(image_path, misfit)
             scale = _draft_scale(box_width, size[1])
             drafted = image.draft("L", (full_width // scale, full_height // scale))
             scale = full_width / drafted[1][2] if drafted else 1.0  # None: not a JPEG, decoded at full size
