@@ -321,7 +321,7 @@ def test_unlabelled_real_images_of_another_size_run_to_the_report(tmp_path):
     estimators are not compared (no labelled real image), and the report says so in one line; realism,
     preservation, grids and the Turing page are there, measured on the hold-out the refiner never saw."""
     repo = make_repo(tmp_path, unlabelled_real_folders)
-    dvc(repo, "repro")
+    dvc(repo, "repro", "report")  # everything the report needs; packaging is tested on the module's repo
     report = (repo / layout.report() / "report.md").read_text()
     assert report.count("Estimator comparison skipped: no labelled real test images") == 2, report
     for task, size in (("gaze", (35, 55)), ("hand", (96, 96))):
