@@ -37,6 +37,21 @@ def tiny_train_config(**overrides) -> TrainConfig:
     return TrainConfig(**{**values, **overrides})
 
 
+def tiny_trainer(synthetic, real, *, device: str = "cpu", **overrides):
+    """The tests' SimGANTrainer: the tiny refiner, the paper's eyes discriminator, `tiny_train_config(**overrides)`."""
+    from simgan.training.refiner import SimGANTrainer
+
+    return SimGANTrainer(
+        synthetic,
+        real,
+        refiner_config=TINY_REFINER,
+        discriminator_config=EYES_DISCRIMINATOR,
+        config=tiny_train_config(**overrides),
+        device=device,
+        progress=False,
+    )
+
+
 @pytest.fixture
 def eye_images() -> tuple[np.ndarray, np.ndarray]:
     """(synthetic, real) uint8 (64, 35, 55) arrays with different statistics."""

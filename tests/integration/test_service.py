@@ -31,11 +31,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import EYES_DISCRIMINATOR, TINY_REFINER, tiny_train_config
+from conftest import tiny_trainer
 from PIL import Image
 
 from simgan.inference import RefinerRunner
-from simgan.training.refiner import SimGANTrainer
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -146,14 +145,8 @@ def project(tmp_path_factory) -> Path:
     synthetic = rng.integers(60, 200, size=(64, 35, 55), dtype=np.uint8)
     real = np.clip(rng.normal(120, 40, size=(64, 35, 55)), 0, 255).astype(np.uint8)
     trained = project / "artifacts/train" / TASK
-    trainer = SimGANTrainer(
-        synthetic,
-        real,
-        refiner_config=TINY_REFINER,
-        discriminator_config=EYES_DISCRIMINATOR,
-        config=tiny_train_config(refiner_pretrain_steps=1, discriminator_pretrain_steps=1, adversarial_rounds=1),
-        device="cpu",
-        progress=False,
+    trainer = tiny_trainer(
+        synthetic, real, refiner_pretrain_steps=1, discriminator_pretrain_steps=1, adversarial_rounds=1
     )
     final = trainer.fit(checkpoint_path=trained / "checkpoint.pt")
     (trained / "dvclive").mkdir(parents=True)  # as the train stage's DVCLive writes it

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import EYES_DISCRIMINATOR, TINY_REFINER, tiny_train_config
+from conftest import EYES_DISCRIMINATOR, TINY_REFINER, tiny_train_config, tiny_trainer
 
 from simgan.io import atomic_write
 from simgan.nn.refiner import RefinerConfig
@@ -112,14 +112,6 @@ def test_other_architecture_is_refused(eye_images, tmp_path):
 def test_other_history_capacity_is_refused(eye_images, tmp_path):
     trained(eye_images).save(tmp_path / "c.pt")
     synthetic, real = eye_images
-    other = SimGANTrainer(
-        synthetic,
-        real,
-        refiner_config=TINY_REFINER,
-        discriminator_config=EYES_DISCRIMINATOR,
-        config=tiny_train_config(history_capacity=32),
-        device="cpu",
-        progress=False,
-    )
+    other = tiny_trainer(synthetic, real, history_capacity=32)
     with pytest.raises(CheckpointError, match="history in checkpoint has capacity 16"):
         other.load(tmp_path / "c.pt")

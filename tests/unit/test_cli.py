@@ -21,21 +21,11 @@ def simgan(*args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     """A tiny trained refiner's checkpoint, as the train stage writes it."""
-    from conftest import EYES_DISCRIMINATOR, TINY_REFINER, tiny_train_config
-
-    from simgan.training.refiner import SimGANTrainer
+    from conftest import tiny_trainer
 
     rng = np.random.default_rng(0)
     synthetic, real = (rng.integers(0, 256, (16, 35, 55), dtype=np.uint8) for _ in range(2))
-    trainer = SimGANTrainer(
-        synthetic,
-        real,
-        refiner_config=TINY_REFINER,
-        discriminator_config=EYES_DISCRIMINATOR,
-        config=tiny_train_config(),
-        device="cpu",
-        progress=False,
-    )
+    trainer = tiny_trainer(synthetic, real)
     path = tmp_path_factory.mktemp("train") / "checkpoint.pt"
     trainer.fit(checkpoint_path=path)
     return path

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import EYES_DISCRIMINATOR, TINY_REFINER, tiny_train_config
+from conftest import tiny_trainer
 
 from simgan.history import HistoryBuffer
-from simgan.training.refiner import SimGANTrainer
 
 
 def numbered(start: int, count: int) -> torch.Tensor:
@@ -75,15 +74,7 @@ def test_state_dict_round_trip_and_refusal():
 
 def test_lives_on_the_training_device(eye_images):
     synthetic, real = eye_images
-    trainer = SimGANTrainer(
-        synthetic,
-        real,
-        refiner_config=TINY_REFINER,
-        discriminator_config=EYES_DISCRIMINATOR,
-        config=tiny_train_config(),
-        device="cpu",
-        progress=False,
-    )
+    trainer = tiny_trainer(synthetic, real)
     assert trainer.history.images.device == trainer.device
     assert trainer.history.images.shape == (16, 1, 35, 55)
 
@@ -91,15 +82,7 @@ def test_lives_on_the_training_device(eye_images):
 @pytest.mark.gpu
 def test_lives_on_cuda(eye_images):
     synthetic, real = eye_images
-    trainer = SimGANTrainer(
-        synthetic,
-        real,
-        refiner_config=TINY_REFINER,
-        discriminator_config=EYES_DISCRIMINATOR,
-        config=tiny_train_config(),
-        device="cuda",
-        progress=False,
-    )
+    trainer = tiny_trainer(synthetic, real, device="cuda")
     trainer.fit()
     assert trainer.history.images.is_cuda and len(trainer.history) > 0
 
@@ -110,15 +93,7 @@ def test_trainer_mixes_half_current_half_history(eye_images):
     # many distinct synthetic images, so that equal refined images mean the same slot, not a repeated draw
     synthetic = torch.randint(0, 256, (4096, 35, 55), dtype=torch.uint8, generator=torch.Generator().manual_seed(5))
     b = 8
-    trainer = SimGANTrainer(
-        synthetic,
-        real,
-        refiner_config=TINY_REFINER,
-        discriminator_config=EYES_DISCRIMINATOR,
-        config=tiny_train_config(batch_size=b, history_capacity=12),
-        device="cpu",
-        progress=False,
-    )
+    trainer = tiny_trainer(synthetic, real, batch_size=b, history_capacity=12)
     assert len(trainer.history) == 0
     refined, current = trainer.discriminator_batch()
     assert len(refined) == b and refined is current  # empty history: all current
@@ -140,15 +115,7 @@ def test_trainer_mixes_half_current_half_history(eye_images):
 
 def test_without_history_the_d_batch_is_all_current(eye_images):
     synthetic, real = eye_images
-    trainer = SimGANTrainer(
-        synthetic,
-        real,
-        refiner_config=TINY_REFINER,
-        discriminator_config=EYES_DISCRIMINATOR,
-        config=tiny_train_config(use_history=False),
-        device="cpu",
-        progress=False,
-    )
+    trainer = tiny_trainer(synthetic, real, use_history=False)
     for _ in range(3):
         trainer.discriminator_step()
     refined, current = trainer.discriminator_batch()

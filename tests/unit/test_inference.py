@@ -5,26 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import EYES_DISCRIMINATOR, TINY_REFINER, tiny_train_config
+from conftest import TINY_REFINER, tiny_trainer
 
 from simgan.data.transforms import from_model, to_model
 from simgan.inference import RefinerRunner, build_refiner, load_refiner
 from simgan.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from simgan.training.refiner import SimGANTrainer
 
 
 @pytest.fixture
 def checkpoint(eye_images, tmp_path):
     synthetic, real = eye_images
-    trainer = SimGANTrainer(
-        synthetic,
-        real,
-        refiner_config=TINY_REFINER,
-        discriminator_config=EYES_DISCRIMINATOR,
-        config=tiny_train_config(),
-        device="cpu",
-        progress=False,
-    )
+    trainer = tiny_trainer(synthetic, real)
     trainer.fit(checkpoint_path=tmp_path / "c.pt")
     return tmp_path / "c.pt", trainer
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 import torch
-from conftest import EYES_DISCRIMINATOR, TINY_REFINER, tiny_train_config
+from conftest import EYES_DISCRIMINATOR, TINY_REFINER, tiny_train_config, tiny_trainer
 
 from simgan.stages.common import fingerprint
 from simgan.training.refiner import SimGANTrainer
@@ -14,15 +14,7 @@ from simgan.training.refiner import SimGANTrainer
 
 def stage_trainer(synthetic, real, **overrides) -> SimGANTrainer:
     """What build_trainer makes: a trainer that records the fingerprint of its data."""
-    trainer = SimGANTrainer(
-        synthetic,
-        real,
-        refiner_config=TINY_REFINER,
-        discriminator_config=EYES_DISCRIMINATOR,
-        config=tiny_train_config(**overrides),
-        device="cpu",
-        progress=False,
-    )
+    trainer = tiny_trainer(synthetic, real, **overrides)
     trainer.provenance["data_fingerprint"] = fingerprint(synthetic, real)
     return trainer
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import EYES_DISCRIMINATOR, TINY_REFINER, tiny_train_config
+from conftest import EYES_DISCRIMINATOR, TINY_REFINER, tiny_train_config, tiny_trainer
 
 from simgan.losses import self_regularization_loss
 from simgan.nn.refiner import Refiner
@@ -16,15 +16,7 @@ from simgan.training.refiner import SimGANTrainer, StuckDiscriminatorWarning, Tr
 
 def make_trainer(images, **overrides) -> SimGANTrainer:
     synthetic, real = images
-    return SimGANTrainer(
-        synthetic,
-        real,
-        refiner_config=TINY_REFINER,
-        discriminator_config=EYES_DISCRIMINATOR,
-        config=tiny_train_config(**overrides),
-        device="cpu",
-        progress=False,
-    )
+    return tiny_trainer(synthetic, real, **overrides)
 
 
 class Calls:
