@@ -73,9 +73,22 @@ class _Classifier(nn.Module):
         return self.head(self.features(x).mean(dim=(2, 3))).squeeze(1)
 
 
-def _to_tensor(images: np.ndarray, factor: int) -> torch.Tensor:
-    """uint8 (N, H, W) -> float (N, 1, H/f, W/f) in [-1, 1]."""
-    x = torch.from_numpy(np.ascontiguousarray(images)).float().unsqueeze(1) / 127.5 - 1.0
+def _pair(a: np.ndarray, b: np.ndarray, names: tuple[str, str] = ("a", "b")) -> tuple[np.ndarray, np.ndarray, int]:
+    """Two image sets of one size, and the integer factor that area-downsamples them to MAX_SIDE_PX."""
+    a, b = _as_images(a, names[0]), _as_images(b, names[1])
+    if a.shape[1:] != b.shape[1:]:
+        raise ValueError(
+            f"{names[0]} and {names[1]} must have the same image size; got {a.shape[1:]} and {b.shape[1:]}"
+        )
+    return a, b, max(1, math.ceil(max(a.shape[1:]) / MAX_SIDE_PX))
+
+
+def _to_tensor(images: np.ndarray, factor: int, standardised: bool = False) -> torch.Tensor:
+    """uint8 (N, H, W) -> float (N, 1, H/f, W/f): in [-1, 1], or each image standardised (`standardise`)."""
+    if standardised:
+        x = torch.from_numpy(standardise(images)).unsqueeze(1)
+    else:
+        x = torch.from_numpy(np.ascontiguousarray(images)).float().unsqueeze(1) / 127.5 - 1.0
     if factor > 1:
         x = F.avg_pool2d(x, factor, ceil_mode=True)
     return x
@@ -101,9 +114,7 @@ def two_sample_test(
     num_threads: torch CPU threads while it runs (restored after); 1 by default because convolutions
     this small gain little from threads and, on a busy 2-core machine, 2 threads ran 5-10× slower.
     """
-    a, b = _as_images(a, "a"), _as_images(b, "b")
-    if a.shape[1:] != b.shape[1:]:
-        raise ValueError(f"a and b must have the same image size; got {a.shape[1:]} and {b.shape[1:]}")
+    a, b, factor = _pair(a, b)
     if not 0.0 < train_fraction < 1.0:
         raise ValueError(f"train_fraction must be in (0, 1); got {train_fraction}")
     n = min(len(a), len(b))
@@ -117,7 +128,6 @@ def two_sample_test(
     a = a[np.sort(rng.permutation(len(a))[:n])]  # random subset, random split
     b = b[np.sort(rng.permutation(len(b))[:n])]
     order_a, order_b = rng.permutation(n), rng.permutation(n)
-    factor = max(1, math.ceil(max(a.shape[1:]) / MAX_SIDE_PX))
     x_train = _to_tensor(np.concatenate([a[order_a[:n_train]], b[order_b[:n_train]]]), factor)
     y_train = torch.cat([torch.zeros(n_train), torch.ones(n_train)])
     x_test = _to_tensor(np.concatenate([a[order_a[n_train:]], b[order_b[n_train:]]]), factor)
@@ -214,9 +224,7 @@ def classifier_auc(
     standardised: per-image zero mean / unit variance before the classifier (see `standardise`), so a
     refiner is not rewarded for matching brightness and contrast alone; False scores raw pixels.
     """
-    real, other = _as_images(real, "real"), _as_images(other, "other")
-    if real.shape[1:] != other.shape[1:]:
-        raise ValueError(f"real and other must have the same image size; got {real.shape[1:]} and {other.shape[1:]}")
+    real, other, factor = _pair(real, other, ("real", "other"))
     budgets = tuple(sorted({int(b) for b in budgets}))
     if not budgets or budgets[0] < 1:
         raise ValueError(f"budgets must be positive step counts; got {budgets}")
@@ -224,8 +232,6 @@ def classifier_auc(
     n_train = n // 2
     if n_train < 2 or n - n_train < 2:
         raise ValueError(f"need at least 4 images per set; got {len(real)} and {len(other)}")
-    factor = max(1, math.ceil(max(real.shape[1:]) / MAX_SIDE_PX))
-    convert = (lambda x: torch.from_numpy(standardise(x)).unsqueeze(1)) if standardised else None
     values: dict[int, list[float]] = {b: [] for b in budgets}
     threads = torch.get_num_threads()
     if num_threads:
@@ -238,12 +244,7 @@ def classifier_auc(
             order_a, order_b = rng.permutation(n), rng.permutation(n)
             train = np.concatenate([a[order_a[:n_train]], b[order_b[:n_train]]])
             test = np.concatenate([a[order_a[n_train:]], b[order_b[n_train:]]])
-            if convert is not None:
-                x_train, x_test = convert(train), convert(test)
-                if factor > 1:
-                    x_train, x_test = (F.avg_pool2d(x, factor, ceil_mode=True) for x in (x_train, x_test))
-            else:
-                x_train, x_test = _to_tensor(train, factor), _to_tensor(test, factor)
+            x_train, x_test = _to_tensor(train, factor, standardised), _to_tensor(test, factor, standardised)
             y_train = torch.cat([torch.zeros(n_train), torch.ones(n_train)])
             y_test = np.concatenate([np.zeros(n - n_train), np.ones(n - n_train)])
             for steps, scores in _train_and_scores(x_train, y_train, x_test, seed, budgets, batch_size, device):
@@ -323,19 +324,14 @@ def kernel_inception_distance(
     the statistics of both sets pooled, so that every feature weighs alike and the value stays bounded
     (z-scoring with the real set's alone let a feature nearly constant on real eyes blow KID up to 10⁶).
     """
-    real, other = _as_images(real, "real"), _as_images(other, "other")
-    if real.shape[1:] != other.shape[1:]:
-        raise ValueError(f"real and other must have the same image size; got {real.shape[1:]} and {other.shape[1:]}")
+    real, other, factor = _pair(real, other, ("real", "other"))
     m = min(subset_size, len(real), len(other))
     if m < 2:
         raise ValueError(f"need at least 2 images per set; got {len(real)} and {len(other)}")
-    factor = max(1, math.ceil(max(real.shape[1:]) / MAX_SIDE_PX))
     network = _RandomFeatures(feature_seed)
 
     def features(images: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(standardise(images)).unsqueeze(1)
-        if factor > 1:
-            x = F.avg_pool2d(x, factor, ceil_mode=True)
+        x = _to_tensor(images, factor, standardised=True)
         with torch.no_grad():
             return torch.cat([network(chunk) for chunk in x.split(512)]).double().numpy()
 
