@@ -93,9 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     synthetic = synthetic_all[synthetic_rows]
     refined = refined_rows(task, synthetic_manifest["row"].to_numpy()[synthetic_rows])
     preservation = spec.preservation(synthetic, refined, spec.targets(synthetic_manifest.iloc[synthetic_rows]))
-    realism = {}
+    realism, real_side = {}, realism_real[real_rows]
     for name, images in (("real_vs_synthetic", synthetic), ("real_vs_refined", refined)):
-        real_side = realism_real[real_rows]
         realism[name] = two_sample_test(
             real_side, images, seed=section.seed, steps=section.realism_steps, device=run_device
         )
