@@ -172,6 +172,7 @@ def _gaze_blocks(gaze: dict) -> list[tuple]:
             ),
         ]
     blocks += _realism_blocks(gaze, paper["visual_turing_test"])
+    blocks += _border_blocks(gaze)
     blocks += _figure_blocks(gaze)
     return blocks
 
@@ -251,8 +252,20 @@ def _hand_blocks(hand: dict) -> list[tuple]:
             ),
         ]
     blocks += _realism_blocks(hand, None)
+    blocks += _border_blocks(hand)
     blocks += _figure_blocks(hand)
     return blocks
+
+
+def _border_blocks(task: dict) -> list[tuple]:
+    """One line on lines drawn along the border (simgan.evaluation.artifacts.border_lines)."""
+    borders = task.get("border_lines") or {}
+    if not borders:
+        return []
+    scores = ", ".join(f"{name} {_number((r or {}).get('score'), 1)}" for name, r in borders.items())
+    verdict = "the refiner draws lines along the border" if task.get("frame") else "no frame of lines along the border"
+    what = "Border lines (step at the border over the interior's; real MPIIGaze eyes ≈ 4)"
+    return [("p", f"{what}: {scores}: {verdict}.")]
 
 
 def _skipped_blocks(task: dict) -> list[tuple]:

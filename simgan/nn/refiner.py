@@ -26,6 +26,10 @@ class RefinerConfig:
         and inference agree exactly, which the service relies on. "batch" adds BatchNorm after each
         block conv as in the cited ResNet.
     output_activation: "tanh" keeps the output in the input range [-1, 1] (paper: unstated).
+    padding_mode: how the k×k convs see beyond the border (paper: unstated). "zeros" (default, PyTorch's
+        and the public ports') shows every conv a dark frame around the image, and a refiner can learn to
+        draw lines along the border from it (simgan.evaluation.artifacts.border_lines measures them);
+        "reflect" and "replicate" give the border no signal of its own.
     preserve_background: depth maps only. Input pixels at the bottom of the range (−1: depth 0, no
         surface) are copied to the output, so the background stays exactly background and only the
         hand is refined. Real depth is cropped with the synthetic silhouette (paper §3.2), so both
@@ -51,6 +55,7 @@ class RefinerConfig:
     norm: Literal["none", "batch"] = "none"
     output_activation: Literal["tanh", "none"] = "tanh"
     preserve_background: bool = False
+    padding_mode: Literal["zeros", "reflect", "replicate"] = "zeros"
 
     def __post_init__(self) -> None:
         if self.kernel_size % 2 == 0:
@@ -73,14 +78,13 @@ REFINER_PRESETS: dict[str, RefinerConfig] = {
 class ResnetBlock(nn.Module):
     """conv → (norm) → ReLU → conv → (norm), plus the input, then ReLU (He et al. 2016)."""
 
-    def __init__(self, width: int, kernel_size: int, norm: str) -> None:
+    def __init__(self, width: int, kernel_size: int, norm: str, padding_mode: str = "zeros") -> None:
         super().__init__()
-        pad = kernel_size // 2
-        use_bias = norm == "none"
-        layers: list[nn.Module] = [nn.Conv2d(width, width, kernel_size, padding=pad, bias=use_bias)]
+        conv = {"padding": kernel_size // 2, "bias": norm == "none", "padding_mode": padding_mode}
+        layers: list[nn.Module] = [nn.Conv2d(width, width, kernel_size, **conv)]
         if norm == "batch":
             layers.append(nn.BatchNorm2d(width))
-        layers += [nn.ReLU(inplace=True), nn.Conv2d(width, width, kernel_size, padding=pad, bias=use_bias)]
+        layers += [nn.ReLU(inplace=True), nn.Conv2d(width, width, kernel_size, **conv)]
         if norm == "batch":
             layers.append(nn.BatchNorm2d(width))
         self.body = nn.Sequential(*layers)
@@ -102,8 +106,10 @@ class Refiner(nn.Module):
         self.config = config
         self.check_inputs = True
         c, k = config, config.kernel_size
-        self.stem = nn.Sequential(nn.Conv2d(c.channels, c.width, k, padding=k // 2), nn.ReLU(inplace=True))
-        self.blocks = nn.Sequential(*(ResnetBlock(c.width, k, c.norm) for _ in range(c.num_blocks)))
+        self.stem = nn.Sequential(
+            nn.Conv2d(c.channels, c.width, k, padding=k // 2, padding_mode=c.padding_mode), nn.ReLU(inplace=True)
+        )
+        self.blocks = nn.Sequential(*(ResnetBlock(c.width, k, c.norm, c.padding_mode) for _ in range(c.num_blocks)))
         self.head = nn.Conv2d(c.width, c.channels, 1)
         self.output_activation = nn.Tanh() if c.output_activation == "tanh" else nn.Identity()
 

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from simgan import layout
+from simgan.evaluation.artifacts import border_lines, has_frame
 from simgan.evaluation.figures import image_grid_png, line_chart_png
 from simgan.evaluation.realism import realism_scores, two_sample_test, visual_turing_test_html
 from simgan.evaluation.report import paper_reference_points
@@ -108,6 +109,11 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
 
+    borders = {
+        name: border_lines(images)
+        for name, images in (("synthetic", synthetic), ("refined", refined), ("real", real_side))
+    }
+
     # 3. figures
     figures = out / "figures"
     unit = spec.metrics.unit
@@ -141,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
             headline: estimators["refined"][headline] - estimators["synthetic"][headline]
         }
     metrics["preservation"] = preservation
+    metrics["border_lines"] = {name: result["score"] for name, result in borders.items()}
+    metrics["border_lines"]["frame"] = has_frame(**borders)
     metrics["realism"] = {
         name: {
             "accuracy": test["accuracy"],
@@ -154,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     results = {
         "estimators": estimators,
         "preservation": preservation,
+        "border_lines": borders,
+        "frame": metrics["border_lines"]["frame"],
         "realism": realism,
         "realism_real_split": realism_split,
         "test_images": len(real),
@@ -173,6 +183,11 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"evaluate@{task} realism (classifier accuracy; 0.5 = indistinguishable): real vs synthetic "
         f"{realism['real_vs_synthetic']['accuracy']:.3f}, real vs refined {realism['real_vs_refined']['accuracy']:.3f}"
+    )
+    print(
+        f"evaluate@{task} border lines: "
+        + ", ".join(f"{name} {result['score']:.1f}" for name, result in borders.items())
+        + (" — the refiner draws a frame" if metrics["border_lines"]["frame"] else "")
     )
     for name, test in realism.items():
         aucs = ", ".join(f"{v['mean']:.3f}±{v['std']:.3f}@{k}" for k, v in test["auc"]["budgets"].items())

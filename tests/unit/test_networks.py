@@ -172,3 +172,15 @@ def test_refiner_refuses_bad_input(bad_input, message):
 def test_refiner_config_refuses_bad_values(overrides, message):
     with pytest.raises(ValueError, match=message):
         RefinerConfig(**overrides)
+
+
+@pytest.mark.parametrize("mode, border_differs", [("zeros", True), ("reflect", False), ("replicate", False)])
+def test_padding_mode_decides_whether_the_border_has_a_signal_of_its_own(mode, border_differs):
+    """A flat grey image in: with zero padding every conv sees a dark frame, so the output's border differs
+    from its interior (what lets a refiner draw lines there); reflect/replicate padding leave it flat."""
+    torch.manual_seed(0)
+    refiner = Refiner(RefinerConfig(width=8, num_blocks=2, padding_mode=mode)).eval()
+    with torch.no_grad():
+        out = refiner(torch.full((1, 1, 35, 55), 0.3))[0, 0]
+    spread = float(out.max() - out.min())
+    assert (spread > 1e-3) is border_differs, spread
