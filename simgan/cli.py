@@ -99,13 +99,10 @@ def _refine_folder(runner, source: Path, target: Path) -> int:
     The output is built in a hidden sibling folder and renamed into place at the end, so a run that fails
     (disk full, killed) leaves the previous output or nothing, never a set of PNGs that looks complete.
     """
-    import shutil
-    import tempfile
-
     from PIL import Image, UnidentifiedImageError
 
     from simgan.inference import size_problem
-    from simgan.io import folder_mode, write_error
+    from simgan.io import staging_folder
 
     files = sorted(p for p in source.iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg"})
     expected = runner.config.input_size
@@ -123,15 +120,7 @@ def _refine_folder(runner, source: Path, target: Path) -> int:
             quarantine.append((str(path), problem))
             continue
         good.append((path, pixels))
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
-    except OSError as error:
-        if not error.errno:
-            raise
-        raise write_error(error, target) from error
-    try:
-        os.chmod(staging, folder_mode())  # mkdtemp makes it owner-only; the output gets what mkdir would give
+    with staging_folder(target) as staging:  # published whole at the end, or removed (target as it was)
         if good:
             refined = runner.refine(np.stack([pixels for _, pixels in good]))
             for (path, _), image in zip(good, refined):
@@ -140,40 +129,12 @@ def _refine_folder(runner, source: Path, target: Path) -> int:
             lines = io.StringIO()
             csv.writer(lines).writerows([("file", "reason"), *quarantine])
             atomic_write(staging / "quarantine.csv", lambda handle: handle.write(lines.getvalue().encode()))
-        _publish_folder(staging, target)
-    except BaseException as error:
-        shutil.rmtree(staging, ignore_errors=True)
-        if isinstance(error, OSError) and error.errno:
-            reason = os.strerror(error.errno)
-            raise OSError(error.errno, f"cannot write {target}: {reason}; it is as it was before this run") from error
-        raise
     for file, reason in quarantine:
         print(f"quarantined {file}: {reason}", file=sys.stderr)
     print(f"{len(files)} images in, {len(good)} refined -> {target}, {len(quarantine)} quarantined")
     if not good:
         raise SystemExit(f"simgan refine: no usable image in {source}")
     return 0
-
-
-def _publish_folder(staging: Path, target: Path) -> None:
-    """Rename the finished `staging` folder to `target`; a previous output there is swapped out, then removed."""
-    import shutil
-
-    try:
-        os.replace(staging, target)  # no target, or an empty folder: one rename
-        return
-    except OSError as error:
-        if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
-            raise
-    old = target.with_name(f".{target.name}.old-{os.getpid()}")
-    shutil.rmtree(old, ignore_errors=True)
-    os.rename(target, old)
-    try:
-        os.rename(staging, target)
-    except BaseException:
-        os.rename(old, target)  # put the previous output back
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -44,7 +44,7 @@ from tqdm.auto import tqdm
 
 from simgan.data.formats import TASK_LABELS, Quarantined, Sample
 from simgan.data.formats import folder, gaze_h5, mpiigaze, nyu, unityeyes
-from simgan.io import atomic_write
+from simgan.io import atomic_write, staging_folder
 
 READERS = {"unityeyes": unityeyes, "mpiigaze": mpiigaze, "gaze_h5": gaze_h5, "nyu": nyu, "folder": folder}
 DOMAINS = ("synthetic", "real")
@@ -241,11 +241,14 @@ def _relative(source: str, root: Path) -> str:
 
 def prepare_domain(source: Source, out: Path, domain: str, *, workers: int | None = None, progress: bool = True,
                    val_fraction: float = 0.1, split: RealSplit = RealSplit(), test_source: Source | None = None,
-                   label_columns: Sequence[str] = (), description: str = "") -> Prepared:
-    """Read one domain and write images.npy, manifest.csv and quarantine.csv under `out` (atomically).
+                   label_columns: Sequence[str] = (), description: str = "",
+                   rejected: Path | None = None) -> Prepared:
+    """Read one domain and write images.npy, manifest.csv and quarantine.csv under `out` (each atomically).
 
     Real: `split` assigns refiner/holdout/test; `test_source` (for split.test "source") is read as well,
-    its rows prefixed "test/" and all "test". Nothing is written unless the whole domain is usable.
+    its rows prefixed "test/" and all "test". Nothing is written unless the whole domain is usable; when
+    nothing at all could be read, the reasons go to `<rejected>/quarantine.rejected.csv` (default: `out`),
+    beside a previous run's tables, and DatasetError is raised.
     """
     samples, quarantined = read_source(source, workers=workers, progress=progress, description=description)
     test_ids: frozenset[str] = frozenset()
@@ -268,7 +271,7 @@ def prepare_domain(source: Source, out: Path, domain: str, *, workers: int | Non
                                "reason": [q.reason for q in quarantined]})
     if not samples:
         first = f" (first: {quarantine['file'].iloc[0]}: {quarantine['reason'].iloc[0]})" if len(quarantine) else ""
-        rejected = out / "quarantine.rejected.csv"  # beside, not over, what a previous run prepared there
+        rejected = Path(rejected or out) / "quarantine.rejected.csv"  # beside, not over, a previous run's set
         _write_csv(rejected, quarantine)
         raise DatasetError(f"{source.path}: no usable {domain} image among {count_in} input(s); "
                            f"reasons are in {rejected}{first}")
@@ -311,23 +314,34 @@ def prepare_task(task: str, out_root: Path, sources: dict[str, Source], *, worke
                  progress: bool = True, val_fraction: float = 0.1, split: RealSplit = RealSplit(),
                  log: Callable[[str], None] | None = None) -> dict[str, Prepared]:
     """Prepare both domains of `task` (`sources`: synthetic, real, and "test" for split.test "source"),
-    write a summary and a grid of samples (synthetic row, real row)."""
+    write a summary and a grid of samples (synthetic row, real row).
+
+    The whole `<out_root>/<task>` folder is built in a hidden sibling and swapped in at the end
+    (simgan.io.staging_folder): a run that fails or is killed leaves the previous folder whole, or none,
+    never a mix. Only the reasons of a domain with nothing usable are written beside the previous set
+    (`<task>/<domain>/quarantine.rejected.csv`, see prepare_domain).
+    """
     out = Path(out_root) / task
     prepared = {}
-    for domain in DOMAINS:
-        prepared[domain] = prepare_domain(
-            sources[domain], out / domain, domain, workers=workers, progress=progress, val_fraction=val_fraction,
-            split=split, test_source=sources.get("test"), label_columns=TASK_LABELS.get(task, ()) if domain == "real" else (),
-            description=f"{task} {domain}")
-        if log:
-            p = prepared[domain]
-            counts = ", ".join(f"{n} {k}" for k, n in p.manifest["split"].value_counts().sort_index().items())
-            log(f"{task} {domain}: {p.count_in} in, {p.kept} kept ({counts}), {p.quarantined} quarantined -> {p.folder}")
-    summary = {domain: {"count_in": p.count_in, "kept": p.kept, "quarantined": p.quarantined,
-                        "splits": p.manifest["split"].value_counts().sort_index().to_dict()}
-               for domain, p in prepared.items()}
-    atomic_write(out / "summary.json", lambda handle: handle.write(json.dumps(summary, indent=2).encode()))
-    write_sample_grid(out / "samples.png", [np.load(p.folder / "images.npy", mmap_mode="r") for p in prepared.values()])
+    with staging_folder(out) as staging:
+        for domain in DOMAINS:
+            p = prepare_domain(
+                sources[domain], staging / domain, domain, workers=workers, progress=progress,
+                val_fraction=val_fraction, split=split, test_source=sources.get("test"),
+                label_columns=TASK_LABELS.get(task, ()) if domain == "real" else (), description=f"{task} {domain}",
+                rejected=out / domain)
+            p.folder = out / domain  # where it will be once published
+            prepared[domain] = p
+            if log:
+                counts = ", ".join(f"{n} {k}" for k, n in p.manifest["split"].value_counts().sort_index().items())
+                log(f"{task} {domain}: {p.count_in} in, {p.kept} kept ({counts}), {p.quarantined} quarantined "
+                    f"-> {p.folder}")
+        summary = {domain: {"count_in": p.count_in, "kept": p.kept, "quarantined": p.quarantined,
+                            "splits": p.manifest["split"].value_counts().sort_index().to_dict()}
+                   for domain, p in prepared.items()}
+        atomic_write(staging / "summary.json", lambda handle: handle.write(json.dumps(summary, indent=2).encode()))
+        write_sample_grid(staging / "samples.png",
+                          [np.load(staging / domain / "images.npy", mmap_mode="r") for domain in DOMAINS])
     return prepared
 
 
