@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -87,18 +88,39 @@ def training_metrics(task: str, root: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+def in_store(kind: str, tag: str) -> bool:
+    """Whether BentoML's store holds a whole entry at `tag` (`kind`: "models" or "bentos").
+
+    BentoML saves an entry in place, not atomically: a package killed while saving leaves the entry's
+    folder without its model.yaml / bento.yaml, and reusing it would fail every later run. Such a torn
+    entry is removed here, so that it is built again.
+    """
+    import bentoml
+    from bentoml._internal.configuration.containers import BentoMLContainer
+    from bentoml.exceptions import NotFound
+
+    store = bentoml.models if kind == "models" else bentoml.bentos
+    try:
+        store.get(tag)
+        return True
+    except NotFound:
+        return False
+    except Exception as error:  # BentoMLException, OSError, YAML errors: whatever a torn entry raises
+        home = BentoMLContainer.model_store_dir.get() if kind == "models" else BentoMLContainer.bento_store_dir.get()
+        shutil.rmtree(Path(home) / Path(*tag.split(":")), ignore_errors=True)
+        print(f"package: {tag} was half saved in the store ({type(error).__name__}); removed, built again")
+        return False
+
+
 def store_model(task: str, checkpoint: Path, metadata: dict) -> tuple[str, bool]:
     """Put the refiner (state_dict + config) in the model store; (tag, whether it was there already)."""
     import bentoml
-    from bentoml.exceptions import NotFound
 
     refiner = load_refiner(checkpoint)
     config, state_dict = refiner.config.to_dict(), refiner.state_dict()
     tag = f"{model_name(task)}:{weights_digest(config, state_dict)}"
-    try:
-        return str(bentoml.models.get(tag).tag), True
-    except NotFound:
-        pass
+    if in_store("models", tag):
+        return tag, True
     with bentoml.models.create(
         tag, labels={"task": task, "project": "simgan"}, metadata={**metadata, "refiner_config": config}
     ) as model:
@@ -115,13 +137,10 @@ def service_args(task: str, model_tag: str, params: PackageParams) -> dict:
 def build_bento(task: str, args: dict, root: Path) -> tuple[str, bool]:
     """`bentoml build` of bentofile.yaml with these arguments; (tag, whether it was there already)."""
     import bentoml
-    from bentoml.exceptions import NotFound
 
     tag = f"{bento_name(task)}:{files_digest(root, args)}"
-    try:
-        return str(bentoml.bentos.get(tag).tag), True
-    except NotFound:
-        pass
+    if in_store("bentos", tag):
+        return tag, True
     bento = bentoml.bentos.build_bentofile(
         str(root / BENTOFILE),
         name=bento_name(task),

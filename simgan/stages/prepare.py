@@ -37,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     except (DatasetError, FileNotFoundError, ValueError) as error:
         print(f"prepare@{task}: prepare.{task}: {error}", file=sys.stderr)
         return 1
+    except OSError as error:  # a full disk, a read-only place: io names the folder, which is left as it was
+        print(f"prepare@{task}: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

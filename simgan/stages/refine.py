@@ -9,7 +9,7 @@ import numpy as np
 from simgan import layout
 from simgan.data.prepare import pixel_statistics, write_sample_grid
 from simgan.inference import RefinerRunner
-from simgan.io import atomic_write
+from simgan.io import atomic_write, staging_folder
 from simgan.stages.common import device, parse, prepared_images
 
 
@@ -25,10 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     table["domain"] = "refined"
     table[list(pixel_statistics(refined).columns)] = pixel_statistics(refined, table.index)
     text = table.to_csv(index=False)
-    atomic_write(out / "images.npy", lambda handle: np.save(handle, refined))
-    atomic_write(out / "manifest.csv", lambda handle: handle.write(text.encode()))
     real, _ = prepared_images(task, "real")
-    write_sample_grid(out / "grid.png", [synthetic, refined, real])  # rows: synthetic, refined, real
+    with staging_folder(out) as staging:  # the arrays, manifest and grid appear together or not at all
+        atomic_write(staging / "images.npy", lambda handle: np.save(handle, refined))
+        atomic_write(staging / "manifest.csv", lambda handle: handle.write(text.encode()))
+        write_sample_grid(staging / "grid.png", [synthetic, refined, real])  # rows: synthetic, refined, real
     change = np.abs(refined.astype(np.float32) - synthetic).mean()
     print(f"refine@{task}: {len(refined)} images -> {out}; mean |refined − synthetic| = {change:.2f} grey levels")
     return 0

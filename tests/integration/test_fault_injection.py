@@ -247,11 +247,6 @@ def test_a_killed_package_leaves_no_torn_record_and_a_rerun_succeeds(project, tm
     assert record.read_bytes() == (project.reference / "bento.json").read_bytes()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="simgan/stages/package.py reuses any store entry at the bento's tag; BentoML's Store.register is not "
-    "atomic, so a package killed while it saves leaves an entry without bento.yaml and every rerun fails",
-)
 def test_a_bento_half_saved_into_the_store_by_a_killed_package_is_built_again(project):
     repo = project.repo
     tag = json.loads((project.reference / "bento.json").read_text())["bento"]

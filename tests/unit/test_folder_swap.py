@@ -148,3 +148,22 @@ def test_leftovers_of_a_killed_run_are_tidied_and_a_folder_set_aside_is_put_back
     assert not staging.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == [f".other.old-{dead}", f".out.partial-{alive}-x2", "out"]
     assert _contents(target) == {"kept.txt": b"the previous output"}
+
+
+def test_the_prepare_stage_reports_a_full_disk_in_one_line(tmp_path, monkeypatch, capsys):
+    """The stage catches the OSError io raises (naming the folder, left as it was): exit 1, one line."""
+    from simgan.stages import prepare as stage
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device: artifacts/prepared/gaze is as it was before this run")
+
+    (tmp_path / "data/gaze/synthetic").mkdir(parents=True)
+    (tmp_path / "data/gaze/real").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text((Path(__file__).parents[2] / "params.yaml").read_text())
+    monkeypatch.setattr(stage, "prepare_task", full)
+    assert stage.main(["--task", "gaze"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "prepare@gaze: [Errno 28] No space left on device: artifacts/prepared/gaze is as it was before this run"
+    ]
