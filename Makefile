@@ -44,8 +44,9 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# one pytest worker per core, each taking whole files (module fixtures such as a tiny DVC repo stay in one worker)
 test: lint
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --dist loadfile
 
 bench: install
 	$(PY) benchmarks/refiner.py
