@@ -10,9 +10,19 @@ os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
+# Under pytest-xdist (`make test`: one worker per core) each worker, and every stage process it starts,
+# computes on one thread: two workers with torch's default of one thread per core each would fight over
+# the cores.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(variable, "1")
+
 import numpy as np
 import pytest
 import torch
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
 
 from simgan.nn.discriminator import DISCRIMINATOR_PRESETS
 from simgan.nn.refiner import RefinerConfig
