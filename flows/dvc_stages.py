@@ -40,6 +40,9 @@ OUTPUT_TAIL_LINES = 20  # lines of a failed stage's output quoted in the error
 INTERRUPT_GRACE_S = 10.0  # after SIGINT, how long DVC gets to remove its lock before SIGKILL
 IMAGE_SUFFIX = ".png"
 MAX_IMAGES_PER_STAGE = 12  # a directory out may hold thousands of PNGs; publish the first few
+# Stages whose failure no retry can fix: they judge the data (Great Expectations suites), and the same suite on
+# the same data gives the same verdict. Their failure fails the run at once, whatever `retries` says.
+PERMANENT_STAGE_GROUPS = ("validate", "validate_refined")
 
 Log = Callable[[str], None]
 
@@ -58,6 +61,39 @@ class StageFailed(DvcError):
         else:
             head = f"DVC stage '{stage}' failed (exit {returncode})"
         super().__init__(head + ":\n" + "\n".join(self.tail))
+
+    @property
+    def permanent(self) -> bool:
+        """Whether a retry cannot help: a data validation stage rejected the data (not a timeout)."""
+        return self.timeout_s is None and stage_group(self.stage) in PERMANENT_STAGE_GROUPS
+
+
+class BadParams(DvcError):
+    """params.yaml does not load: one line naming the file and the dotted key. No stage is run, nothing retried."""
+
+
+def stage_group(stage: str) -> str:
+    """`train@gaze` -> `train`; `sub/dvc.yaml:train@gaze` -> `train`."""
+    return stage.rsplit(":", 1)[-1].split("@", 1)[0]
+
+
+def retriable(error: BaseException) -> bool:
+    """Whether a failed stage is worth another try: not when the data was rejected or the params are bad."""
+    return not (isinstance(error, BadParams) or (isinstance(error, StageFailed) and error.permanent))
+
+
+def check_params(repo_root: str | Path) -> None:
+    """Load params.yaml as every stage will (simgan.config's strict loader) before any stage runs; BadParams with
+    its one-line message when it does not load. A project without params.yaml (a plain DVC project) passes."""
+    path = Path(repo_root).resolve() / "params.yaml"
+    if not path.is_file() or not (Path(repo_root) / "simgan").is_dir():
+        return
+    from simgan.config import ConfigError, load_params
+
+    try:
+        load_params(path)
+    except ConfigError as error:
+        raise BadParams(str(error).strip().splitlines()[0]) from None
 
 
 @dataclass(frozen=True)

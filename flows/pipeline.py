@@ -37,6 +37,24 @@ def run_stage(repo_root: str, stage: str, timeout_s: float | None = None) -> dic
     return asdict(run)
 
 
+def _retry_unless_permanent(task, task_run, state) -> bool:
+    """Prefect's retry_condition_fn: a stage that rejected the data (validate, validate_refined) fails at once;
+    re-running the same suite on the same data cannot pass. Timeouts and other failures are retried."""
+    error = state.data if isinstance(state.data, BaseException) else None
+    if error is None:
+        try:
+            error = state.result(raise_on_failure=False)
+        except Exception:  # no result to read: retry, as Prefect would without this function
+            return True
+    if isinstance(error, BaseException) and not dvc_stages.retriable(error):
+        try:
+            get_run_logger().info("not retried: %s", str(error).splitlines()[0])
+        except Exception:  # no run context to log into
+            pass
+        return False
+    return True
+
+
 def _for_stage(overrides: dict | None, stage: str, default):
     """A per-stage setting: by full name (`train@gaze`), else by foreach group (`train`), else the default."""
     overrides = overrides or {}
@@ -72,6 +90,7 @@ def pipeline(
     root = str(Path(repo_root).resolve())
     if hint := dvc_stages.missing_data_hint(root):
         raise dvc_stages.DvcError(hint)
+    dvc_stages.check_params(root)  # bad params fail here, once, before any stage (and are never retried)
     stages = dvc_stages.pipeline_stages(root, targets)
     logger.info("%d DVC stages in %s, in order: %s", len(stages), root, ", ".join(s.name for s in stages))
 
@@ -83,6 +102,7 @@ def pipeline(
                 task_run_name=stage.name,
                 retries=_for_stage(stage_retries, stage.name, retries),
                 retry_delay_seconds=retry_delay_seconds,
+                retry_condition_fn=_retry_unless_permanent,
             )
             try:
                 runs.append(configured(root, stage.name, _for_stage(stage_timeouts, stage.name, timeout_s)))
@@ -168,14 +188,46 @@ def _report(root: str, stages, runs: list[dict], failed: tuple[str, str] | None,
     return "\n".join(lines) + "\n"
 
 
+THUMBNAIL_PX = 360  # longest side of a picture in the `pipeline-images` artifact
+THUMBNAIL_MAX_BYTES = 120_000  # per picture, as PNG, before base64: the artifact is stored in the server's database
+
+
+def thumbnail_uri(path: str | Path, size: int = THUMBNAIL_PX) -> str | None:
+    """A small PNG of the image at `path` as a `data:image/png;base64,...` URI, or None when it cannot be read.
+
+    The Prefect UI renders a markdown artifact in the browser, which cannot open files on the flow's machine
+    (a `file://` or repository path shows nothing); a data: URI carries the picture inside the artifact, and the
+    UI's sanitizer (DOMPurify) keeps data: URIs on images. Shrunk (never enlarged) to `size` pixels on its
+    longest side, and dropped rather than bloating the server's database when still over THUMBNAIL_MAX_BYTES.
+    """
+    import base64
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as picture:
+            picture.thumbnail((size, size), Image.Resampling.LANCZOS)
+            if picture.mode not in ("L", "RGB", "RGBA"):
+                picture = picture.convert("RGBA" if "A" in picture.getbands() else "RGB")
+            buffer = io.BytesIO()
+            picture.save(buffer, format="PNG", optimize=True)
+    except (OSError, UnidentifiedImageError, ValueError):
+        return None
+    if buffer.tell() > THUMBNAIL_MAX_BYTES:
+        return None
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
 def _images(root: str, images: dict[str, list[str]]) -> str:
-    # Local files: the path is what a reader can open; the file:// image renders where the browser may read it.
+    """Each picture embedded as a thumbnail (a data: URI, see `thumbnail_uri`), under its repository path."""
     lines = [f"# Image grids in `{root}`", ""]
     for stage, paths in images.items():
         lines += [f"## `{stage}`", ""]
         for path in paths:
-            absolute = Path(root) / path
-            lines += [f"`{path}`", "", f"![{stage}: {path}]({absolute.as_uri()})", ""]
+            uri = thumbnail_uri(Path(root) / path)
+            picture = f"![{stage}: {path}]({uri})" if uri else "(not an image this machine can read, or too large)"
+            lines += [f"`{path}`", "", picture, ""]
     return "\n".join(lines)
 
 

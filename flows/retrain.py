@@ -7,9 +7,10 @@
     3. The `pipeline` flow runs every dvc.yaml stage (DVC re-runs only what depends on what changed).
     4. The new metrics are compared with those of the last promotion (artifacts/promoted.json) on one
        metric and a direction (a task without labelled real test images: on realism, FALLBACK_METRIC).
-       Not worse (or nothing to compare with yet): promote — write
-       artifacts/promoted.json with the metrics, the data hash and the git commit, and call `publish`.
-       Worse: refuse, and leave artifacts/promoted.json as it was.
+       Not worse (or nothing to compare with yet): promote — `publish` points each packaged task's serving
+       entry in artifacts/promoted.json at the model and bento this run packaged (simgan/promotion.py), with the
+       metrics, the data hash and the git commit. Worse: refuse, and leave artifacts/promoted.json, and so
+       what `simgan serve` serves, as it was.
     5. Either way artifacts/retrain.json records the decision and why, and a `retrain-decision` markdown
        artifact says the same in the Prefect UI.
 
@@ -20,8 +21,10 @@ artifacts are still there. `make clean` removes artifacts/ and with it the state
 a retrain. It needs no server to read (`cat artifacts/retrain.json`). artifacts/ is git-ignored and no DVC
 stage declares these two files, so DVC never deletes or tracks them.
 
-A failed pipeline leaves the state as it was, so the next run tries again. Code or params changes are not
-"data changed": run the `pipeline` flow (or `retrain(force=True)`) for those.
+A failed pipeline (a stage failed, data rejected by validation, bad params) puts data.dvc back to the data last
+accepted, and records in artifacts/retrain.json which data was rejected, by which stage, and how to get back
+(`dvc checkout data.dvc`); its `data_hash` stays the last successful run's, so the next run tries again.
+Code or params changes are not "data changed": run the `pipeline` flow (or `retrain(force=True)`) for those.
 
     python -m flows.retrain [REPO_ROOT] [--metric NAME --direction min|max] [--force]
 """
@@ -43,9 +46,11 @@ from prefect.runtime import flow_run
 
 from flows import dvc_stages
 from flows.pipeline import pipeline
+from simgan import promotion
+from simgan.io import atomic_write
 
 STATE_FILE = Path("artifacts") / "retrain.json"  # the last successful run: data hash, decision, reason
-PROMOTED_FILE = Path("artifacts") / "promoted.json"  # the last promotion: metrics, data hash, git commit
+PROMOTED_FILE = promotion.PROMOTED  # what is served: per task model + bento tags, metrics, data hash, git commit
 # The evaluation metric promotion is judged on, matched against `dvc metrics show` keys (see `select`):
 # evaluate@<task> writes `refined_within_pct`, the % of real test images within 7° (gaze) or of joints
 # within 5 px (hand) for the estimator trained on refined images — the paper's headline numbers.
@@ -141,16 +146,49 @@ def _values(metrics: dict[str, float]) -> str:
     return ", ".join(f"{name} = {value:g}" for name, value in metrics.items())
 
 
-def publish(repo_root: str | Path, promotion: dict) -> dict:
-    """Hook: where a promoted model leaves the pipeline. The package stage already puts every trained refiner
-    and its bento into the BentoML store; what is served is not yet tied to promotion (`simgan serve` reads
-    the last packaged bento), so this records only that the promotion happened, under "publish" in
-    artifacts/promoted.json."""
-    get_run_logger().info(
-        "publish hook: promotion recorded in %s; serving is not yet switched by promotion",
-        Path(repo_root) / PROMOTED_FILE,
-    )
-    return {"published": False, "target": None, "note": "promotion recorded; serving does not follow promotion yet"}
+class PublishError(RuntimeError):
+    """A promoted run's bento is not in the BentoML store: nothing is promoted (the pointer would dangle)."""
+
+
+def bento_store(root: Path) -> Path:
+    """Where the package stage put the bentos: $BENTOML_HOME, else <repo>/.bentoml (the stage's own default)."""
+    return Path(os.environ.get("BENTOML_HOME") or root / ".bentoml")
+
+
+def publish(repo_root: str | Path, record: dict, previous: dict | None) -> dict:
+    """Where a promoted model leaves the pipeline: the new promotion record, which points each task's serving
+    entry at the model and bento that this run packaged (artifacts/package/<task>/bento.json), keeping the
+    entries it replaces for `simgan rollback` (simgan/promotion.py says why the pointer is a file).
+
+    Every bento named must be whole in the store (its bento.yaml present): a dangling pointer raises
+    PublishError before anything is written. A project without a package stage promotes metrics only.
+    Running servers are not touched: a bento is served as it was at start, so `simgan serve --task T` is
+    restarted to serve a new promotion (docs/orchestration.md, "Serving what was promoted").
+    """
+    root = Path(repo_root)
+    tags = promotion.packaged(root)
+    store = bento_store(root)
+    for which, tag in tags.items():
+        name, version = tag["bento"].split(":", 1)
+        if not (store / "bentos" / name / version / "bento.yaml").is_file():
+            raise PublishError(
+                f"{which}: bento {tag['bento']} (artifacts/package/{which}/bento.json) is not in the BentoML "
+                f"store {store}; run `dvc repro -f package@{which}` with BENTOML_HOME={store}, then force a retrain"
+            )
+    new = promotion.promote(previous, record, tags)
+    changed = {
+        task: entry["bento"]
+        for task, entry in new["serving"].items()
+        if ((previous or {}).get("serving") or {}).get(task, {}).get("bento") != entry["bento"]
+    }
+    new["publish"] = {
+        "published": bool(tags),
+        "store": str(store),
+        "changed": changed,
+        "note": "restart `simgan serve --task <task>` to serve a changed bento" if changed else "nothing new to serve",
+    }
+    get_run_logger().info("publish: serving %s", {task: entry["model"] for task, entry in new["serving"].items()})
+    return new
 
 
 def _read_json(path: Path) -> dict | None:
@@ -158,10 +196,11 @@ def _read_json(path: Path) -> dict | None:
 
 
 def _write_json(path: Path, value: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".tmp")
-    partial.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
-    os.replace(partial, path)  # atomic: a crash never leaves half a state file
+    _write_text(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
+
+
+def _write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda handle: handle.write(text.encode()))  # a crash never leaves half a file
 
 
 @flow(name="retrain")
@@ -193,6 +232,8 @@ def retrain(
         logger.info("%s: nothing to do", reason)
         return {"status": "unchanged", "reason": reason, "data_hash": status["hash"], "metrics": {}}
 
+    data_dvc = dvc_stages.data_dvc_file(root, data)
+    accepted_dvc = data_dvc.read_text() if data_dvc.exists() else None  # to put back if this data is rejected
     if status["changed"]:
         logger.info("%s/ differs from %s.dvc: `dvc add %s`", data, data, data)
         data_hash = track_data(str(root), data)
@@ -201,7 +242,11 @@ def retrain(
     why = "forced" if force else f"last successful run: {last_hash or 'none'}"
     logger.info("%s/ is %s (%s); running the pipeline", data, data_hash, why)
 
-    summary = pipeline(repo_root=str(root), retries=retries, timeout_s=timeout_s)
+    try:
+        summary = pipeline(repo_root=str(root), retries=retries, timeout_s=timeout_s)
+    except Exception as error:
+        _record_failure(root, data, data_dvc, accepted_dvc, data_hash, last, error)
+        raise
 
     promoted = _read_json(root / PROMOTED_FILE)
     promote, reason = decide(summary["metrics"], promoted.get("metrics") if promoted else None, metric, direction)
@@ -219,8 +264,13 @@ def retrain(
     }
     if promote:
         record["previous"] = {k: promoted.get(k) for k in ("data_hash", "git", "finished_at")} if promoted else None
-        record["publish"] = publish(root, record)
-        _write_json(root / PROMOTED_FILE, record)
+        new = publish(root, record, promoted)
+        promotion.write(root, new)
+        record["serving"] = {task: entry["model"] for task, entry in new["serving"].items()}
+    else:
+        record["serving"] = {
+            task: entry.get("model") for task, entry in ((promoted or {}).get("serving") or {}).items()
+        }  # unchanged: a refusal changes nothing that is served
     _write_json(root / STATE_FILE, record)
     logger.info("%s: %s", record["status"], reason)
     create_markdown_artifact(
@@ -228,7 +278,68 @@ def retrain(
         markdown=_decision_markdown(root, record, promoted),
         description=f"retrain in {root}: {record['status']}",
     )
-    return {"status": record["status"], "reason": reason, "data_hash": data_hash, "metrics": record["selected"]}
+    return {
+        "status": record["status"],
+        "reason": reason,
+        "data_hash": data_hash,
+        "metrics": record["selected"],
+        "serving": record["serving"],
+    }
+
+
+def _record_failure(
+    root: Path, data: str, data_dvc: Path, accepted_dvc: str | None, data_hash: str | None, last: dict | None, error
+) -> None:
+    """After a failed pipeline: put data.dvc back to the data last accepted (when this run re-hashed it), and
+    say in artifacts/retrain.json and a `retrain-decision` artifact which data was rejected, by which stage, and
+    how to get back. The last successful run's hash stays the state's `data_hash`, so the next run tries again
+    (data/ still differs from data.dvc); promoted.json, and so what is served, is untouched."""
+    accepted_hash = None
+    restored = False
+    if accepted_dvc is not None and data_dvc.exists() and data_dvc.read_text() != accepted_dvc:
+        _write_text(data_dvc, accepted_dvc)
+        restored = True
+    accepted_hash = dvc_stages.recorded_data_hash(root, data) if data_dvc.exists() else None
+    stage = getattr(error, "stage", None)
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if restored:
+        back = (
+            f"{data}.dvc was put back to the data last accepted ({accepted_hash}); `dvc checkout {data}.dvc` restores "
+            f"{data}/ to it from the DVC cache (or fix {data}/ and run again: it differs from {data}.dvc, so the next "
+            f"run retries)"
+        )
+    else:
+        back = "fix the cause and run again (the next run retries: nothing was recorded as successful)"
+    record = {
+        **(last or {}),
+        "status": "failed",
+        "reason": f"{'stage ' + stage if stage else 'the pipeline'} failed: {first_line}",
+        "rejected": {
+            "data_hash": data_hash,
+            "stage": stage,
+            "permanent": not dvc_stages.retriable(error),
+            "error": str(error).strip().splitlines()[-20:],
+        },
+        "data_dvc_restored": restored,
+        "how_to_get_back": back,
+        "data_hash": (last or {}).get("data_hash"),  # the last successful run's: the next run is not "unchanged"
+        "failed_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "flow_run_id": str(flow_run.get_id()),
+    }
+    _write_json(root / STATE_FILE, record)
+    get_run_logger().error("retrain failed on %s/ %s: %s. %s", data, data_hash, record["reason"], back)
+    try:
+        create_markdown_artifact(
+            key="retrain-decision",
+            markdown=(
+                f"# Retrain in `{root}`: **failed**\n\n{record['reason']}\n\n- rejected data hash: `{data_hash}`\n"
+                f"- stage: `{stage}`\n- to get back: {back}\n- state: `{STATE_FILE}`; promotion: `{PROMOTED_FILE}` "
+                "(unchanged: what is served did not change)\n"
+            ),
+            description=f"retrain in {root}: failed",
+        )
+    except Exception as problem:  # never hide the pipeline's own error
+        get_run_logger().warning("could not publish the retrain-decision artifact: %s", problem)
 
 
 def _decision_markdown(root: Path, record: dict, promoted_before: dict | None) -> str:
@@ -244,8 +355,10 @@ def _decision_markdown(root: Path, record: dict, promoted_before: dict | None) -
         f"- metric: `{record['metric']}` ({'lower' if record['direction'] == 'min' else 'higher'} is better)",
         f"- state: `{STATE_FILE}`; promotion: `{PROMOTED_FILE}`"
         + (" (updated)" if record["status"] == "promoted" else " (unchanged)"),
-        "",
     ]
+    for name, model in sorted((record.get("serving") or {}).items()):
+        lines.append(f"- serves `{name}`: `{model}` (`simgan serve --task {name}`; restart a running server)")
+    lines.append("")
     names = sorted(set(before) | set(record["selected"]))
     if names:
         lines += ["| metric | last promoted | this run |", "|---|---|---|"]

@@ -5,10 +5,14 @@
     simgan prepare   raw inputs -> uint8 arrays, manifests and quarantine tables, outside the pipeline
     simgan profile   run a profile (a delta over params.yaml, e.g. the paper's) as a DVC experiment
     simgan refine    refine a .npy array or a folder of images with a trained checkpoint
-    simgan serve     serve a task's packaged refiner over HTTP (BentoML, run as its own command)
+    simgan serve     serve a task's promoted refiner over HTTP (BentoML, run as its own process group)
+    simgan promoted  print the promoted bento (or model) tag of a task
+    simgan rollback  serve a task's previous promoted model again
+    simgan run       run a Prefect worker or server so that one Ctrl-C or SIGTERM stops it
 
 The main job is the pipeline, `dvc repro` (the README's `make demo`): it reads params.yaml and writes
-artifacts/. Commands here that write never write into artifacts/, which DVC owns.
+artifacts/. Commands here that write never write into DVC's outputs under artifacts/; `simgan rollback`
+rewrites artifacts/promoted.json, which no stage declares (the retrain flow and it own that file).
 """
 
 from __future__ import annotations
@@ -137,33 +141,69 @@ def _refine_folder(runner, source: Path, target: Path) -> int:
     return 0
 
 
-def _serve(args: argparse.Namespace) -> int:
-    """Replace this process with `python -m bentoml serve <bento>`: the core never imports BentoML."""
-    import os
+def _bento_to_serve(args: argparse.Namespace) -> tuple[str, str]:
+    """(bento tag, where it came from): --bento as given; --latest: the last packaged (package stage's record);
+    by default the promoted one (artifacts/promoted.json, written by the retrain flow and `simgan rollback`)."""
+    from simgan import layout, promotion
 
-    from simgan import layout
-
-    bento = args.bento
-    if bento is None:
-        record = layout.packaged(args.task) / "bento.json"
+    if args.bento is not None:
+        return args.bento, "--bento"
+    if args.latest:
+        record = layout.packaged(args.task) / promotion.BENTO_RECORD
         if not record.is_file():
             raise FileNotFoundError(
-                f"{record} does not exist: package the {args.task} refiner first "
-                f"(`dvc repro package@{args.task}`) or name a bento with --bento"
+                f"{record} does not exist: package the {args.task} refiner first (`dvc repro package@{args.task}`)"
             )
-        bento = json.loads(record.read_text())["bento"]
+        return json.loads(record.read_text())["bento"], f"{record} (the last packaged; not necessarily promoted)"
+    entry = promotion.served(".", args.task)
+    return entry["bento"], f"{promotion.PROMOTED} (promoted {entry.get('promoted_at')})"
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """Run `python -m bentoml serve <bento>` as a child in its own process group, and stop the whole group on
+    one Ctrl-C or SIGTERM (see `simgan.procs`): the core never imports BentoML."""
+    from simgan.procs import run_group
+
+    bento, origin = _bento_to_serve(args)
     env = dict(os.environ)
     env.setdefault("BENTOML_HOME", str(Path(".bentoml").resolve()))  # the store the package stage wrote
     env.setdefault("BENTOML_DO_NOT_TRACK", "True")
     _check_port_free(args.host, args.port)
     command = [sys.executable, "-m", "bentoml", "serve", bento, "--host", args.host, "--port", str(args.port)]
     print(
-        f"serving {bento} from {env['BENTOML_HOME']} on http://{args.host}:{args.port} "
+        f"serving {bento} ({origin}) from {env['BENTOML_HOME']} on http://{args.host}:{args.port} "
         f"(API page: /, OpenAPI: /docs.json)",
         flush=True,
     )
-    os.execve(sys.executable, command, env)
-    return 0  # not reached
+    return run_group(command, env=env)
+
+
+def _promoted(args: argparse.Namespace) -> int:
+    from simgan import promotion
+
+    entry = promotion.served(".", args.task)
+    print(entry[args.field])
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from simgan import promotion
+
+    before, now = promotion.rollback(".", args.task)
+    print(
+        f"{args.task}: serving {now['model']} again (bento {now['bento']}, promoted {now.get('promoted_at')}) "
+        f"instead of {before['model']}; restart `simgan serve --task {args.task}` to serve it"
+    )
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from simgan.procs import run_group
+
+    if not args.cmd:
+        raise ValueError("simgan run: name a command after --, e.g. `simgan run -- prefect worker start --pool P`")
+    command = args.cmd[1:] if args.cmd[0] == "--" else args.cmd
+    return run_group(command, grace_s=args.grace_s)
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -424,18 +464,61 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser(
         "serve",
-        help="serve a task's packaged refiner over HTTP (POST /refine, /refine_batch, /info)",
-        description="Serve the bento the package stage built for TASK (its tag is in "
-        "artifacts/package/TASK/bento.json; the store is $BENTOML_HOME, default .bentoml/) with "
+        help="serve a task's promoted refiner over HTTP (POST /refine, /refine_batch, /info)",
+        description="Serve TASK's promoted bento (artifacts/promoted.json, written by the retrain flow when a run "
+        "passes its gate, and by `simgan rollback`; the store is $BENTOML_HOME, default .bentoml/) with "
         "`bentoml serve`: POST /refine (multipart field `image`, PNG/JPEG -> PNG), POST /refine_batch "
-        "(JSON uint8 N×H×W), POST /info; /readyz, /livez, OpenAPI at /docs.json. Runs until Ctrl+C.",
+        "(JSON uint8 N×H×W), POST /info; /readyz, /livez, OpenAPI at /docs.json. A running server keeps serving "
+        "what it started with: restart it after a promotion or a rollback. Stops on one Ctrl+C or SIGTERM.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    serve.add_argument("--task", default="gaze", choices=["gaze", "hand"], help="whose packaged refiner")
-    serve.add_argument("--bento", default=None, help="a bento tag to serve instead (e.g. simgan-gaze:latest)")
+    serve.add_argument("--task", default="gaze", choices=["gaze", "hand"], help="whose refiner")
+    which = serve.add_mutually_exclusive_group()
+    which.add_argument(
+        "--latest",
+        action="store_true",
+        help="serve the last packaged bento (artifacts/package/TASK/bento.json), promoted or not",
+    )
+    which.add_argument("--bento", default=None, help="a bento tag to serve instead (e.g. simgan-gaze:<version>)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     serve.add_argument("--port", type=_port, default=3000, help="port to listen on")
     serve.set_defaults(handler=_serve)
+
+    promoted = commands.add_parser(
+        "promoted",
+        help="print the tag of TASK's promoted bento (or model): `bentoml serve $(simgan promoted --task gaze)`",
+        description="Print the bento (or model) tag that artifacts/promoted.json promotes for TASK: what "
+        "`simgan serve --task TASK` serves.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    promoted.add_argument("--task", default="gaze", choices=["gaze", "hand"], help="which task")
+    promoted.add_argument("--field", default="bento", choices=["bento", "model"], help="which tag")
+    promoted.set_defaults(handler=_promoted)
+
+    rollback = commands.add_parser(
+        "rollback",
+        help="serve TASK's previous promoted model again (artifacts/promoted.json)",
+        description="Point TASK's serving entry in artifacts/promoted.json back at the promotion before it (again: "
+        "further back) and make its metrics the ones the next retrain is compared with. Nothing is retrained or "
+        "rebuilt: the bento is still in the store. Restart a running `simgan serve --task TASK` to serve it.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    rollback.add_argument("--task", required=True, choices=["gaze", "hand"], help="which task")
+    rollback.set_defaults(handler=_rollback)
+
+    run = commands.add_parser(
+        "run",
+        help="run a long-lived command (a Prefect worker or server) that stops on one Ctrl+C or SIGTERM",
+        description="Run CMD in its own process group; on Ctrl+C or SIGTERM the whole group gets SIGTERM, and "
+        "SIGKILL once the command has no children left (an idle worker at once; a flow run winds down its DVC stage "
+        "first) or after --grace-s: `simgan run -- prefect worker start --pool simgan-local`.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    run.add_argument(
+        "--grace-s", type=float, default=15.0, help="most seconds between SIGTERM and SIGKILL while children run"
+    )
+    run.add_argument("cmd", nargs=argparse.REMAINDER, help="-- then the command")
+    run.set_defaults(handler=_run)
     return parser
 
 

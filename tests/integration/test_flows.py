@@ -265,3 +265,50 @@ def test_the_timeout_interrupt_works_in_a_flow_started_with_ctrl_c_ignored(proje
     assert log(project) == ["slow"]
     # stopped by SIGINT: DVC removed its lock (SIGKILL leaves the entry for the next run to find dead)
     assert json.loads((project / ".dvc" / "tmp" / "rwlock").read_text()) == {"read": {}}
+
+
+def test_rejected_data_fails_at_once_and_the_record_says_how_to_get_back(project):
+    """A validation stage that rejects the data is not retried (the same suite on the same data gives the same
+    verdict); data.dvc goes back to the data last accepted, retrain.json names the rejected data and the way back,
+    and what is promoted does not change."""
+    with (project / "dvc.yaml").open("a") as f:
+        f.write("  validate:\n    cmd: sh step.sh validate all\n    deps: [step.sh, data]\n")
+    assert retrain(repo_root=str(project), metric="mean_error", direction="min")["status"] == "promoted"
+    accepted_dvc = (project / "data.dvc").read_text()
+    accepted_hash = dvc_stages.recorded_data_hash(project)
+    promoted_before = (project / "artifacts" / "promoted.json").read_text()
+
+    (project / "fail-validate").touch()
+    (project / "data" / "score.txt").write_text("0.1\n")
+    with pytest.raises(dvc_stages.StageFailed, match="boom: validate@all"):
+        retrain(repo_root=str(project), metric="mean_error", direction="min", retries=2)
+
+    assert log(project).count("validate@all") == 2  # once when accepted, once now: no retry
+    assert (project / "data.dvc").read_text() == accepted_dvc
+    state = json.loads((project / "artifacts" / "retrain.json").read_text())
+    assert state["status"] == "failed" and state["rejected"]["stage"] == "validate"
+    assert state["rejected"]["permanent"] and state["rejected"]["data_hash"] not in (None, accepted_hash)
+    assert "dvc checkout data.dvc" in state["how_to_get_back"] and state["data_hash"] == accepted_hash
+    assert (project / "artifacts" / "promoted.json").read_text() == promoted_before
+    assert "**failed**" in Artifact.get("retrain-decision").data
+
+    (project / "fail-validate").unlink()  # the data fixed: the next run tries again and promotes
+    assert retrain(repo_root=str(project), metric="mean_error", direction="min")["status"] == "promoted"
+
+
+def test_the_images_artifact_embeds_thumbnails_not_paths(tmp_path):
+    from PIL import Image
+
+    from flows.pipeline import _images, thumbnail_uri
+
+    Image.new("L", (1200, 400), 128).save(tmp_path / "grid.png")
+    (tmp_path / "broken.png").write_bytes(b"png")
+    uri = thumbnail_uri(tmp_path / "grid.png")
+    assert uri.startswith("data:image/png;base64,")
+    import base64
+    import io
+
+    assert Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).size == (360, 120)
+    markdown = _images(str(tmp_path), {"refine@gaze": ["grid.png", "broken.png"]})
+    assert "](data:image/png;base64," in markdown and "file://" not in markdown
+    assert "`broken.png`" in markdown and thumbnail_uri(tmp_path / "broken.png") is None

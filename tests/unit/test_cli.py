@@ -97,14 +97,20 @@ def test_corrupt_checkpoint_is_one_clear_sentence(tmp_path):
     assert "not a readable simgan checkpoint" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_serve_without_a_packaged_bento_says_what_to_run(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "simgan", "serve", "--task", "hand"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+def test_serve_without_a_promoted_or_packaged_bento_says_what_to_run(tmp_path):
+    def serve(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "simgan", "serve", "--task", "hand", *extra],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    result = serve()
+    assert result.returncode == 2
+    assert "nothing is promoted yet" in result.stderr and "flows.retrain" in result.stderr
+    result = serve("--latest")
     assert result.returncode == 2
     assert "artifacts/package/hand/bento.json does not exist" in result.stderr
     assert "dvc repro package@hand" in result.stderr

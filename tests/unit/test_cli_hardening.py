@@ -211,13 +211,14 @@ def test_prepare_workers_zero_means_all_cores():
 def test_serve_on_a_port_in_use_is_one_line_and_a_free_port_is_handed_to_bentoml(monkeypatch):
     executed = []
 
-    def execve(program, command, env):
+    def run_group(command, env=None, grace_s=None):
         with socket.socket() as again:  # the probe let go of the port before handing over
             again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             again.bind(("127.0.0.1", int(command[command.index("--port") + 1])))
         executed.append(command)
+        return 0
 
-    monkeypatch.setattr(os, "execve", execve)
+    monkeypatch.setattr("simgan.procs.run_group", run_group)
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen()
