@@ -191,12 +191,13 @@ def packaged(project, env) -> dict:
 
 @pytest.fixture(scope="module")
 def server(project, env, packaged) -> str:
-    """`simgan serve` of the packaged bento on a free port; its whole process group is killed after."""
+    """`simgan serve --latest` of the packaged bento (nothing is promoted in this project) on a free port; its whole
+    process group is killed after."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = (project / "server.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "simgan", "serve", "--task", TASK, "--port", str(port)],
+        [sys.executable, "-m", "simgan", "serve", "--task", TASK, "--latest", "--port", str(port)],
         cwd=project,
         env=env,
         stdout=log,
