@@ -10,17 +10,16 @@ from __future__ import annotations
 import sys
 
 from simgan import layout
-from simgan.stages.common import LiveReport, parse, refiner_trainer
+from simgan.stages.common import parse, rank_zero_report, refiner_trainer
 
 
 def main(argv: list[str] | None = None) -> int:
-    task, params, _ = parse("pretrain", __doc__, argv)
+    task, params, _ = parse("pretrain", __doc__, argv, data_parallel=True)
     out = layout.pretrained(task)
-    report = LiveReport(out / "dvclive")
-    trainer = refiner_trainer(task, params, with_rounds=False, report=report)
-    trainer.resume_if_unfinished(out / "checkpoint.pt")
-    trainer.fit(checkpoint_path=out / "checkpoint.pt")
-    report.close()
+    trainer = refiner_trainer(task, params, with_rounds=False, report=None)
+    with rank_zero_report(trainer, out / "dvclive"):
+        trainer.resume_if_unfinished(out / "checkpoint.pt")
+        trainer.fit(checkpoint_path=out / "checkpoint.pt")
     return 0
 
 

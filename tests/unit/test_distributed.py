@@ -134,3 +134,23 @@ def test_a_global_batch_splits_into_equal_consecutive_slices():
     with pytest.raises(ValueError, match="does not split"):
         rank_slice(6, World(0, 4))
     assert World().writer and not World(1, 2).writer
+
+
+def test_the_launcher_comes_from_the_environment():
+    from types import SimpleNamespace
+
+    from simgan.stages.common import launcher
+
+    params = SimpleNamespace(runtime=SimpleNamespace(device="cpu"))
+    assert launcher(params, {}) is None  # no GPU asked for: one process
+    assert launcher(params, {"SIMGAN_NPROC": "1"}) is None
+    assert launcher(params, {"SIMGAN_NPROC": "2"})[1:] == [
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+    ]
+    slurm = "srun --ntasks-per-node=1 torchrun --nnodes=2 --nproc_per_node=4 --rdzv_endpoint='head:29500'"
+    assert launcher(params, {"SIMGAN_LAUNCHER": slurm, "SIMGAN_NPROC": "2"})[-1] == "--rdzv_endpoint=head:29500"
+    with pytest.raises(SystemExit, match="SIMGAN_NPROC='two'"):
+        launcher(params, {"SIMGAN_NPROC": "two"})
