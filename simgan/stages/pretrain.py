@@ -3,6 +3,9 @@ discriminator — on the synthetic train split and the real refiner split (no re
 
 A killed run resumes from its last checkpoint (a persistent DVC output) when that checkpoint is an
 unfinished run of the same networks, schedule and data (`TrainingLoop.resume_if_unfinished`).
+
+Several processes (DDP) when the environment asks: SIMGAN_NPROC, SIMGAN_LAUNCHER, or several GPUs (the stage then
+re-runs itself under torchrun, `simgan.stages.common.relaunch`; docs/scaling.md). Rank 0 writes the outputs.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ buffer), continuing from the pretrain stage's checkpoint.
 A killed run resumes from its own last checkpoint (a persistent DVC output) when that checkpoint is an
 unfinished run of the same networks, schedule, data and pretrained starting point; otherwise it starts
 again from the pretrain checkpoint.
+
+Several processes (DDP) when the environment asks: SIMGAN_NPROC, SIMGAN_LAUNCHER, or several GPUs (the stage then
+re-runs itself under torchrun, `simgan.stages.common.relaunch`; docs/scaling.md). Rank 0 writes the outputs.
 """
 
 from __future__ import annotations
