@@ -37,7 +37,10 @@ DVC = (
     "runpy.run_module('dvc', run_name='__main__', alter_sys=True)",
 )
 OUTPUT_TAIL_LINES = 20  # lines of a failed stage's output quoted in the error
-INTERRUPT_GRACE_S = 10.0  # after SIGINT, how long DVC gets to remove its lock before SIGKILL
+# After SIGINT, how long DVC and its stage get before SIGKILL: longer than torchrun's shutdown of a data-parallel
+# stage (it passes SIGINT to its ranks, which save at their next step, and kills them after 30 s) plus that
+# checkpoint, or ranks in their own sessions would be orphaned holding their GPUs. A single process exits at once.
+INTERRUPT_GRACE_S = 45.0
 IMAGE_SUFFIX = ".png"
 MAX_IMAGES_PER_STAGE = 12  # a directory out may hold thousands of PNGs; publish the first few
 # Stages whose failure no retry can fix: they judge the data (Great Expectations suites), and the same suite on

@@ -125,9 +125,17 @@ def _read_item(job: tuple[str, object]) -> list[Sample | Quarantined]:
     return READERS[reader_name].read(item)
 
 
+def _read_items(jobs: list[tuple[str, object]]) -> list[list[Sample | Quarantined]]:
+    return [_read_item(job) for job in jobs]
+
+
 def read_source(source: Source, *, workers: int | None = None, progress: bool = True,
-                description: str = "") -> tuple[list[Sample], list[Quarantined]]:
-    """Scan a source and read every item, on all cores (ordered, so the arrays are deterministic)."""
+                description: str = "", client=None) -> tuple[list[Sample], list[Quarantined]]:
+    """Scan a source and read every item, on all cores (ordered, so the arrays are deterministic).
+
+    client: a Dask client (simgan.cluster): the items are read in chunks on its workers instead of a local
+    process pool, gathered in submission order, so the result is the same.
+    """
     if source.format not in READERS:
         raise DatasetError(f"unknown data format {source.format!r}; expected one of {sorted(READERS)}")
     items, quarantined = READERS[source.format].scan(Path(source.path), **source.options)
@@ -137,6 +145,17 @@ def read_source(source: Source, *, workers: int | None = None, progress: bool = 
     jobs = [(source.format, item) for item in items]
     bar = tqdm(total=len(jobs), desc=description or str(source.path), unit="file", disable=not progress,
                dynamic_ncols=True, mininterval=0.1 if sys.stderr.isatty() else 30.0)  # sparse in logs
+    if client is not None:
+        from simgan.cluster import map_ordered
+
+        size = max(1, min(256, -(-len(jobs) // (4 * max(1, sum(client.nthreads().values()))))))
+        for chunk in map_ordered(client, _read_items, (jobs[i : i + size] for i in range(0, len(jobs), size))):
+            for results in chunk:
+                for result in results:
+                    (samples if isinstance(result, Sample) else quarantined).append(result)
+                bar.update(1)
+        bar.close()
+        return samples, quarantined
     with _pool(workers, len(jobs)) as pool:
         mapper = pool.imap if pool is not None else map
         chunk = {"chunksize": max(1, min(64, len(jobs) // (workers * 8) or 1))} if pool is not None else {}
@@ -223,13 +242,26 @@ def build_manifest(samples: Sequence[Sample], images: np.ndarray, domain: str, s
 
 
 def pixel_statistics(images: np.ndarray, index=None) -> pd.DataFrame:
-    """height, width, pixel_mean, pixel_std, pixel_min, pixel_max of uint8 (N, H, W) images."""
-    flat = np.asarray(images).reshape(len(images), -1).astype(np.float32)
+    """height, width, pixel_mean, pixel_std, pixel_min, pixel_max of uint8 (N, H, W) images.
+
+    Computed over blocks of rows (each row's figures depend on that row alone, so the values are the same), so a
+    large memory-mapped array never becomes one float copy in memory.
+    """
+    columns: dict[str, list[np.ndarray]] = {"pixel_mean": [], "pixel_std": [], "pixel_min": [], "pixel_max": []}
+    for start in range(0, max(len(images), 1), STATISTICS_ROWS):
+        flat = np.asarray(images[start : start + STATISTICS_ROWS]).reshape(-1, int(np.prod(images.shape[1:])))
+        flat = flat.astype(np.float32)
+        columns["pixel_mean"].append(flat.mean(axis=1))
+        columns["pixel_std"].append(flat.std(axis=1))
+        columns["pixel_min"].append(flat.min(axis=1).astype(np.int64))
+        columns["pixel_max"].append(flat.max(axis=1).astype(np.int64))
     return pd.DataFrame({
         "height": images.shape[1], "width": images.shape[2],
-        "pixel_mean": flat.mean(axis=1), "pixel_std": flat.std(axis=1),
-        "pixel_min": flat.min(axis=1).astype(np.int64), "pixel_max": flat.max(axis=1).astype(np.int64),
+        **{name: np.concatenate(parts) for name, parts in columns.items()},
     }, index=index)
+
+
+STATISTICS_ROWS = 65_536  # rows per block in pixel_statistics: ≈ 500 MB of float32 at 35×55
 
 
 def _relative(source: str, root: Path) -> str:
@@ -242,15 +274,16 @@ def _relative(source: str, root: Path) -> str:
 def prepare_domain(source: Source, out: Path, domain: str, *, workers: int | None = None, progress: bool = True,
                    val_fraction: float = 0.1, split: RealSplit = RealSplit(), test_source: Source | None = None,
                    label_columns: Sequence[str] = (), description: str = "",
-                   rejected: Path | None = None) -> Prepared:
+                   rejected: Path | None = None, client=None) -> Prepared:
     """Read one domain and write images.npy, manifest.csv and quarantine.csv under `out` (each atomically).
 
     Real: `split` assigns refiner/holdout/test; `test_source` (for split.test "source") is read as well,
     its rows prefixed "test/" and all "test". Nothing is written unless the whole domain is usable; when
     nothing at all could be read, the reasons go to `<rejected>/quarantine.rejected.csv` (default: `out`),
-    beside a previous run's tables, and DatasetError is raised.
+    beside a previous run's tables, and DatasetError is raised. `client`: read on a Dask cluster (`read_source`).
     """
-    samples, quarantined = read_source(source, workers=workers, progress=progress, description=description)
+    samples, quarantined = read_source(source, workers=workers, progress=progress, description=description,
+                                       client=client)
     test_ids: frozenset[str] = frozenset()
     roots = [Path(source.path)]
     if domain == "real" and split.test == "evaluation_subset":
@@ -260,7 +293,7 @@ def prepare_domain(source: Source, out: Path, domain: str, *, workers: int | Non
         if test_source is None:
             raise DatasetError("test_split source needs a labelled test source (test_format, test_path)")
         more, more_quarantined = read_source(test_source, workers=workers, progress=progress,
-                                             description=f"{description} (labelled test)")
+                                             description=f"{description} (labelled test)", client=client)
         more = [Sample(f"{TEST_ID_PREFIX}{m.id}", m.source, m.image, m.labels, m.person, m.metadata) for m in more]
         test_ids = frozenset(m.id for m in more)
         samples, quarantined = [*samples, *more], [*quarantined, *more_quarantined]
@@ -312,13 +345,13 @@ def _write_csv(path: Path, table: pd.DataFrame) -> None:
 
 def prepare_task(task: str, out_root: Path, sources: dict[str, Source], *, workers: int | None = None,
                  progress: bool = True, val_fraction: float = 0.1, split: RealSplit = RealSplit(),
-                 log: Callable[[str], None] | None = None) -> dict[str, Prepared]:
+                 log: Callable[[str], None] | None = None, client=None) -> dict[str, Prepared]:
     """Prepare both domains of `task` (`sources`: synthetic, real, and "test" for split.test "source"),
     write a summary and a grid of samples (synthetic row, real row).
 
     The whole `<out_root>/<task>` folder is built in a hidden sibling and swapped in at the end
     (simgan.io.staging_folder): a run that fails or is killed leaves the previous folder whole, or none,
-    never a mix. Only the reasons of a domain with nothing usable are written beside the previous set
+    never a mix. `client`: read on a Dask cluster (see `read_source`). Only the reasons of a domain with nothing usable are written beside the previous set
     (`<task>/<domain>/quarantine.rejected.csv`, see prepare_domain).
     """
     out = Path(out_root) / task
@@ -329,7 +362,7 @@ def prepare_task(task: str, out_root: Path, sources: dict[str, Source], *, worke
                 sources[domain], staging / domain, domain, workers=workers, progress=progress,
                 val_fraction=val_fraction, split=split, test_source=sources.get("test"),
                 label_columns=TASK_LABELS.get(task, ()) if domain == "real" else (), description=f"{task} {domain}",
-                rejected=out / domain)
+                rejected=out / domain, client=client)
             p.folder = out / domain  # where it will be once published
             prepared[domain] = p
             if log:

@@ -9,11 +9,13 @@ here.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import os
+import shlex
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -28,13 +30,16 @@ def parse(
     description: str,
     argv: Sequence[str] | None = None,
     extra: Callable[[argparse.ArgumentParser], None] | None = None,
+    *,
+    data_parallel: bool = False,
 ) -> tuple[str, Params, argparse.Namespace]:
     """--task and --params (plus what `extra` adds); params.yaml is loaded and checked, and `runtime` applied.
 
     A params problem is a one-line error naming the dotted key (exit 2), never a traceback. Run as a command
     (`argv` None), the stage process is tied to its parent (`die_with_parent`: a `kill -9` of `dvc repro` does
     not leave it running on) and an unusable or busy checkpoint ends it with one line (exit 1); called with
-    `argv` (tests, a caller in-process), the calling process is left as it is.
+    `argv` (tests, a caller in-process), the calling process is left as it is. A `data_parallel` stage run as a
+    command re-runs itself under the launcher the environment names (`launcher`), unless it already is a rank.
     """
     if argv is None:
         die_with_parent()
@@ -54,7 +59,65 @@ def parse(
     except ConfigError as error:
         raise SystemExit(f"{stage}@{args.task}: {error}") from None
     apply_runtime(params)
+    if argv is None and data_parallel:
+        relaunch(f"{stage}@{args.task}", f"simgan.stages.{stage}", params)
     return args.task, params, args
+
+
+NPROC_VARIABLE = "SIMGAN_NPROC"
+LAUNCHER_VARIABLE = "SIMGAN_LAUNCHER"
+
+
+def launcher(params: Params, environ: Mapping[str, str] | None = None) -> list[str] | None:
+    """The command that starts a data-parallel training stage's processes, or None for one process.
+
+    From the environment, never from params.yaml: W does not change the batches (simgan.training.refiner), so the
+    process count stays out of the stage's hash and one `dvc.lock` serves a laptop and a GPU node alike.
+        SIMGAN_LAUNCHER   a whole launcher command the stage's `-m simgan.stages.<stage> …` is appended to, e.g.
+                          `torchrun --nnodes=2 --nproc_per_node=4 --rdzv_backend=c10d --rdzv_endpoint=head:29500`
+                          (under Slurm: `srun … torchrun …`, docs/scaling.md)
+        SIMGAN_NPROC      N processes on this node (`torchrun --standalone --nproc_per_node=N`); 1: one process
+        neither           every GPU of the node when runtime.device is 'auto' and there are several, else one process
+    """
+    environ = os.environ if environ is None else environ
+    command = environ.get(LAUNCHER_VARIABLE, "").strip()
+    if command:
+        return shlex.split(command)
+    nproc = environ.get(NPROC_VARIABLE, "").strip()
+    if nproc:
+        if not nproc.isdigit() or int(nproc) < 1:
+            raise SystemExit(f"{NPROC_VARIABLE}={nproc!r}: expected a whole number of processes >= 1")
+        count = int(nproc)
+    else:
+        import torch
+
+        cuda = params.runtime.device == "auto" and torch.cuda.is_available()
+        count = torch.cuda.device_count() if cuda else 1
+    if count == 1:
+        return None
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={count}"]
+
+
+def relaunch(name: str, module: str, params: Params) -> None:
+    """Replace this process by the launcher (`launcher`) running `python -m module` with the same arguments;
+    return at once when there is none or this process already is a rank (torchrun sets WORLD_SIZE)."""
+    if "WORLD_SIZE" in os.environ:
+        return
+    command = launcher(params)
+    if command is None:
+        return
+    if sys.platform.startswith("linux") and not os.environ.get(LAUNCHER_VARIABLE, "").strip():
+        os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")  # --standalone: every rank on this node (gloo on the CPU)
+    command = [*command, "-m", module, *sys.argv[1:]]
+    print(f"{name}: {shlex.join(command)}", file=sys.stderr, flush=True)
+    os.execvp(command[0], command)  # the same pid: DVC waits for it, and its signals reach torchrun
+
+
+def data_parallel_device(params: Params) -> str:
+    """`device(params)`, or this rank's GPU after joining the process group when torchrun started several."""
+    from simgan.training import distributed
+
+    return distributed.setup(device(params))
 
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
@@ -173,6 +236,22 @@ class LiveReport:
         self.live.end()
 
 
+@contextlib.contextmanager
+def rank_zero_report(trainer, folder: Path) -> Iterator[None]:
+    """The trainer's metrics into DVCLive files under `folder`, written by rank 0 alone (the only one that
+    reports); the process group, when there is one, is left at the end."""
+    from simgan.training import distributed
+
+    report = LiveReport(folder) if trainer.world.writer else None
+    trainer.report = report
+    try:
+        yield
+        if report is not None:
+            report.close()
+    finally:
+        distributed.teardown()
+
+
 def fail(stage: str, message: str) -> int:
     print(f"{stage}: {message}", file=sys.stderr)
     return 1
@@ -194,7 +273,7 @@ def refiner_trainer(task: str, params: Params, *, with_rounds: bool, report):
         refiner_config=params.refiner_config(task),
         discriminator_config=params.discriminator_config(task),
         config=params.train_config(task, with_rounds=with_rounds),
-        device=device(params),
+        device=data_parallel_device(params),
         report=report,
     )
     trainer.description = f"{'train' if with_rounds else 'pretrain'}@{task}"

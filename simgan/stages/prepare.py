@@ -1,4 +1,8 @@
-"""Stage prepare: raw inputs in their published formats -> uint8 arrays, manifests, quarantine tables."""
+"""Stage prepare: raw inputs in their published formats -> uint8 arrays, manifests, quarantine tables.
+
+The files are read by a local process pool, or on a Dask cluster when the environment names one
+(DASK_SCHEDULER_ADDRESS, or SIMGAN_DASK for a local cluster; simgan.cluster): the outputs are the same bytes.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import sys
 from pathlib import Path
 
 from simgan import layout
+from simgan.cluster import client_if_requested
 from simgan.data.prepare import DatasetError, prepare_task
 from simgan.stages.common import parse
 
@@ -25,15 +30,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"prepare@{task}: prepare.{task}: {missing} does not exist; {hint}", file=sys.stderr)
         return 1
     try:
-        prepare_task(
-            task,
-            layout.ARTIFACTS / "prepared",
-            p.sources(),
-            workers=p.workers or None,
-            val_fraction=p.val_fraction,
-            split=p.real_split(),
-            log=print,
-        )
+        with client_if_requested() as client:  # Dask when the environment names one (simgan.cluster)
+            prepare_task(
+                task,
+                layout.ARTIFACTS / "prepared",
+                p.sources(),
+                workers=p.workers or None,
+                val_fraction=p.val_fraction,
+                split=p.real_split(),
+                log=print,
+                client=client,
+            )
     except (DatasetError, FileNotFoundError, ValueError) as error:
         print(f"prepare@{task}: prepare.{task}: {error}", file=sys.stderr)
         return 1

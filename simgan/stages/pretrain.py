@@ -3,6 +3,9 @@ discriminator — on the synthetic train split and the real refiner split (no re
 
 A killed run resumes from its last checkpoint (a persistent DVC output) when that checkpoint is an
 unfinished run of the same networks, schedule and data (`TrainingLoop.resume_if_unfinished`).
+
+Several processes (DDP) when the environment asks: SIMGAN_NPROC, SIMGAN_LAUNCHER, or several GPUs (the stage then
+re-runs itself under torchrun, `simgan.stages.common.relaunch`; docs/scaling.md). Rank 0 writes the outputs.
 """
 
 from __future__ import annotations
@@ -10,17 +13,16 @@ from __future__ import annotations
 import sys
 
 from simgan import layout
-from simgan.stages.common import LiveReport, parse, refiner_trainer
+from simgan.stages.common import parse, rank_zero_report, refiner_trainer
 
 
 def main(argv: list[str] | None = None) -> int:
-    task, params, _ = parse("pretrain", __doc__, argv)
+    task, params, _ = parse("pretrain", __doc__, argv, data_parallel=True)
     out = layout.pretrained(task)
-    report = LiveReport(out / "dvclive")
-    trainer = refiner_trainer(task, params, with_rounds=False, report=report)
-    trainer.resume_if_unfinished(out / "checkpoint.pt")
-    trainer.fit(checkpoint_path=out / "checkpoint.pt")
-    report.close()
+    trainer = refiner_trainer(task, params, with_rounds=False, report=None)
+    with rank_zero_report(trainer, out / "dvclive"):
+        trainer.resume_if_unfinished(out / "checkpoint.pt")
+        trainer.fit(checkpoint_path=out / "checkpoint.pt")
     return 0
 
 

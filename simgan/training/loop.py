@@ -7,6 +7,12 @@ here walks the steps with a progress bar, averages the recorded metrics every `l
 them to `report(step, {name: value})`, writes a checkpoint atomically every `checkpoint_every_steps`, at
 each phase end, at the end and when interrupted, and decides whether a checkpoint left behind is an
 unfinished run of this very training, to be continued (`resume_if_unfinished`).
+
+Under data parallelism (`simgan.training.distributed`, several processes started by torchrun) every rank walks
+the same steps; the loop averages each metrics window over the ranks, and rank 0 alone reports, shows progress,
+holds the checkpoint's lock and writes it (after every rank has contributed its part of the state). Ctrl-C (or
+SIGTERM) on any rank becomes a flag that all ranks agree on at the next step boundary, so all stop and save at the
+same step instead of one rank leaving the others waiting in a collective.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import contextlib
 import itertools
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,7 +29,9 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from simgan.training import distributed
 from simgan.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from simgan.training.distributed import World
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +99,27 @@ def exclusive_checkpoint(path: str | Path) -> Iterator[None]:
         os.close(fd)
 
 
+class InterruptFlag:
+    """SIGINT and SIGTERM set `raised` instead of stopping the process, until `restore()`.
+
+    torchrun passes the signal it receives to every rank (and kills them after its shutdown timeout, 30 s by
+    default), but ranks may get it at different instants; the loop all-reduces the flag at each step boundary.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.raised = False
+        self._previous = {sig: signal.signal(sig, self._set) for sig in self.SIGNALS}
+
+    def _set(self, signum, frame) -> None:
+        self.raised = True
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
 class TrainingLoop:
     """Base of both trainers: they call `super().__init__(…)` and implement `train_step`, `total_steps`,
     `state_dict`, `load`, `identity`, `log_every_steps`, `checkpoint_every_steps`; they may override
@@ -101,6 +131,7 @@ class TrainingLoop:
 
     def __init__(self, *, report: Report | None, progress: bool, description: str) -> None:
         self.report, self.progress, self.description = report, progress, description
+        self.world = World.current()  # one process unless torchrun started several (simgan.training.distributed)
         self.step = 0  # completed schedule steps, over all phases
         self.provenance: dict[str, str | int] = {}
         self._pending: dict[str, list[torch.Tensor]] = {}
@@ -151,9 +182,13 @@ class TrainingLoop:
         if not self._pending:
             return {}
         names = list(self._pending)
-        means = torch.stack([torch.stack(self._pending[name]).mean() for name in names]).tolist()
-        metrics = dict(zip(names, means, strict=True))
+        means = torch.stack([torch.stack(self._pending[name]).mean() for name in names])
+        if self.world.size > 1:  # every rank records the same names at the same steps
+            means = distributed.mean_across(means)
+        metrics = dict(zip(names, means.tolist(), strict=True))
         self._pending.clear()
+        if not self.world.writer:
+            return metrics
         if self.report is not None:
             self.report(self.step, metrics)
         self.on_metrics(metrics, bar)
@@ -176,8 +211,8 @@ class TrainingLoop:
         `checkpoint_every_steps` steps; the whole fit holds `<checkpoint_path>.lock`, so a second trainer of
         the same checkpoint (e.g. started while an orphaned one still runs) fails at once (CheckpointInUse).
         """
-        if checkpoint_path is None:
-            return self._fit(None, stop_at_step)
+        if checkpoint_path is None or not self.world.writer:  # rank 0 alone writes, so it alone holds the lock
+            return self._fit(checkpoint_path, stop_at_step)
         with exclusive_checkpoint(checkpoint_path):
             return self._fit(checkpoint_path, stop_at_step)
 
@@ -188,7 +223,7 @@ class TrainingLoop:
         bar = tqdm(
             total=self.total_steps,
             initial=self.step,
-            disable=not self.progress,
+            disable=not (self.progress and self.world.writer),
             unit="step",
             dynamic_ncols=True,
             mininterval=progress_interval(),
@@ -196,6 +231,9 @@ class TrainingLoop:
         )
         self.set_mode(training=True)
         shown = None
+        # Several ranks: a signal only sets a flag, read by all ranks together after each step (a KeyboardInterrupt
+        # raised inside one rank's collective would leave the others waiting in theirs).
+        interrupts = InterruptFlag() if self.world.size > 1 else None
         try:
             while self.step < end:
                 phase = self.phase_name(self.step)
@@ -210,19 +248,30 @@ class TrainingLoop:
                     last = self._flush(bar) or last
                 if checkpoint_path is not None and (self.step % self.checkpoint_every_steps == 0 or at_edge):
                     self.save(checkpoint_path)
+                if interrupts is not None and distributed.any_across(interrupts.raised):
+                    raise KeyboardInterrupt
         except KeyboardInterrupt:
             if checkpoint_path is not None:
                 self.save(checkpoint_path)
-                log.warning("interrupted at step %d; checkpoint written to %s", self.step, checkpoint_path)
+                if self.world.writer:
+                    log.warning("interrupted at step %d; checkpoint written to %s", self.step, checkpoint_path)
             raise
         finally:
             bar.close()
+            if interrupts is not None:
+                interrupts.restore()
         self.set_mode(training=False)
         return last
 
     # ------------------------------------------------------------ checkpoints
     def save(self, path: str | Path) -> None:
-        save_checkpoint(path, {**self.state_dict(), "provenance": dict(self.provenance)})
+        """Write the checkpoint; with several ranks every rank calls this (`state_dict` gathers from all of them)
+        and rank 0 alone writes, then all wait for the file to be in place."""
+        state = {**self.state_dict(), "provenance": dict(self.provenance)}
+        if self.world.writer:
+            save_checkpoint(path, state)
+        if self.world.size > 1:
+            torch.distributed.barrier()
 
     def resume_if_unfinished(self, path: str | Path) -> bool:
         """Continue the checkpoint at `path` when it is an unfinished run of this very training; say so.
@@ -247,5 +296,8 @@ class TrainingLoop:
         if int(state.get("step", 0)) >= self.total_steps:
             return False
         self.load(path)
-        print(f"{self.description}: resuming at step {self.step} of {self.total_steps} from {path}", file=sys.stderr)
+        if self.world.writer:
+            print(
+                f"{self.description}: resuming at step {self.step} of {self.total_steps} from {path}", file=sys.stderr
+            )
         return True

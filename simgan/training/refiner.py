@@ -10,6 +10,19 @@ Phases (walked in order by `SimGANTrainer.fit`; a step's meaning depends on its 
 K_g: §3.1 says "for each update of D_φ, we update R_θ twice, i.e. K_d is set to 1, and K_g is set to
 50" — "twice" and 50 contradict each other; §3.2 (hands) says twice and K_g = 2 consistently, and
 public ports that used 50 report collapse. Default K_g = 2, K_d = 1; K_g is a parameter.
+
+Data parallelism (torchrun, `simgan.training.distributed`), W processes:
+    batches     the global batch stays b: every rank draws the same global index vector of b from the one
+                shared seeded generator and computes its slice of b/W, so batches do not depend on W; losses
+                are per-image batch means and DDP averages the gradients, which gives the global-batch gradient
+    wrappers    R and D each wrapped in DistributedDataParallel, called only where their gradients are
+                all-reduced: R's in the R step, D's in the D step; the R step calls the bare D, frozen
+    history     one shard per rank, capacity B/W, push and sample b/(2W), each with its own generator
+                (seed·W + rank + 1): an image's expected lifetime B/(b/2) is unchanged, no communication
+    checkpoint  rank 0 writes it after gathering the shards and their generators and checking that every rank
+                holds the same weights; resuming at the same W continues exactly, at another W (or from a
+                single-process checkpoint) the history is re-split into W equal shards
+A single process (W = 1) runs exactly the code and writes exactly the checkpoints it did before.
 """
 
 from __future__ import annotations
@@ -40,6 +53,7 @@ from simgan.losses import (
 from simgan.nn.discriminator import REAL_LABEL, REFINED_LABEL, Discriminator, DiscriminatorConfig
 from simgan.nn.refiner import Refiner, RefinerConfig
 from simgan.schema import Tuple, schema
+from simgan.training import distributed
 from simgan.training.checkpoint import CheckpointError, config_from_state, load_checkpoint, load_module_state
 from simgan.training.loop import Report, TrainingLoop, default_device
 
@@ -181,6 +195,7 @@ class SimGANTrainer(TrainingLoop):
     ) -> None:
         super().__init__(report=report, progress=progress, description="refiner")
         self.refiner_config, self.discriminator_config, self.config = refiner_config, discriminator_config, config
+        self._check_world(config)
         self.device = torch.device(device) if device is not None else default_device()
         if discriminator_config.channels != refiner_config.channels:
             raise ValueError(
@@ -202,12 +217,47 @@ class SimGANTrainer(TrainingLoop):
         make_optimizer = OPTIMIZERS[config.optimizer]
         self.refiner_optimizer = make_optimizer(list(self.refiner.parameters()), config)
         self.discriminator_optimizer = make_optimizer(list(self.discriminator.parameters()), config)
+        world = self.world.size
         self.history = HistoryBuffer(
-            config.history_capacity, (refiner_config.channels, *refiner_config.input_size), self.device
+            config.history_capacity // world, (refiner_config.channels, *refiner_config.input_size), self.device
         )
         self.generator = torch.Generator().manual_seed(config.seed)  # every sample drawn in training
+        # Forward passes whose gradients are all-reduced go through these (the bare modules when W = 1);
+        # optimisers and checkpoints keep the bare modules, so a checkpoint has no `module.` prefix.
+        self.refiner_parallel: torch.nn.Module = self.refiner
+        self.discriminator_parallel: torch.nn.Module = self.discriminator
+        self.history_generator = self.generator  # W = 1: the one generator, as always
+        if world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device] if self._cuda else None
+            # no batch statistics in R or D (no BatchNorm): nothing to broadcast before each forward
+            self.refiner_parallel = DistributedDataParallel(self.refiner, device_ids=ids, forward_sync_buffers=False)
+            self.discriminator_parallel = DistributedDataParallel(
+                self.discriminator, device_ids=ids, forward_sync_buffers=False
+            )
+            self.history_generator = torch.Generator().manual_seed(self._history_seed())
         self.schedule = build_schedule(config)
         self._stuck_warned = False
+
+    # ---------------------------------------------------------------- data parallelism
+    def _check_world(self, config: TrainConfig) -> None:
+        world = self.world.size
+        if world == 1:
+            return
+        problems = []
+        if config.batch_size % world:
+            problems.append(f"batch_size b = {config.batch_size} is not a multiple of it")
+        if config.use_history and (config.batch_size // 2) % world:
+            problems.append(f"b/2 = {config.batch_size // 2} history images per D step do not split evenly")
+        if config.use_history and config.history_capacity % world:
+            problems.append(f"history_capacity B = {config.history_capacity} does not split into equal shards")
+        if problems:
+            raise ValueError(f"training on {world} processes: " + "; ".join(problems))
+
+    def _history_seed(self) -> int:
+        """Each rank's history generator: distinct per rank (one shared generator would pick the same slots)."""
+        return self.config.seed * self.world.size + self.world.rank + 1
 
     # ---------------------------------------------------------------- data
     def _check_images(self, images, what: str) -> torch.Tensor:
@@ -224,6 +274,8 @@ class SimGANTrainer(TrainingLoop):
     def _sample(self, images: torch.Tensor, count: int) -> torch.Tensor:
         """`count` images drawn uniformly with replacement (Algorithm 1: "sample a mini-batch")."""
         index = torch.randint(len(images), (count,), generator=self.generator)
+        if self.world.size > 1:  # the same global draw on every rank; each computes its rows
+            index = index[distributed.rank_slice(count, self.world)]
         batch = to_model(images[index.to(images.device)])
         if self._cuda and self.config.channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
@@ -247,7 +299,7 @@ class SimGANTrainer(TrainingLoop):
         self.discriminator.requires_grad_(False)
         try:
             with self._autocast():
-                refined = self.refiner(synthetic)
+                refined = self.refiner_parallel(synthetic)
                 self_reg = self_regularization_loss(refined, synthetic, cfg.self_reg_feature, cfg.self_reg_reduction)
                 loss = cfg.self_reg_weight * self_reg
                 if adversarial:
@@ -265,15 +317,17 @@ class SimGANTrainer(TrainingLoop):
     def discriminator_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The refined half of a D batch: (b − k current refined ‖ k from the history), and the current part.
 
-        k = b/2 once the history holds b/2 images (§2.3), fewer before, 0 without history.
+        k = b/2 once the history holds b/2 images (§2.3), fewer before, 0 without history. With W ranks each
+        computes b/W rows, k/W of them from its own shard (the shards fill at the same pace).
         """
         cfg = self.config
-        from_history = min(cfg.batch_size // 2, len(self.history)) if cfg.use_history else 0
+        world = self.world.size
+        from_history = min(cfg.batch_size // 2 // world, len(self.history)) if cfg.use_history else 0
         with torch.no_grad(), self._autocast():
-            current = self.refiner(self._sample(self._synthetic, cfg.batch_size - from_history)).float()
+            current = self.refiner(self._sample(self._synthetic, cfg.batch_size - from_history * world)).float()
         if not from_history:
             return current, current
-        past = self.history.sample(from_history, self.generator)
+        past = self.history.sample(from_history, self.history_generator)
         if self._cuda and self.config.channels_last:
             past = past.contiguous(memory_format=torch.channels_last)
         return torch.cat([current, past]), current
@@ -284,7 +338,7 @@ class SimGANTrainer(TrainingLoop):
         refined, current = self.discriminator_batch()
         real = self._sample(self._real, cfg.batch_size)
         with self._autocast():
-            logits = self.discriminator(torch.cat([refined, real]))  # one pass: D has no batch statistics
+            logits = self.discriminator_parallel(torch.cat([refined, real]))  # one pass: D has no batch statistics
             refined_logits, real_logits = logits[: len(refined)], logits[len(refined) :]
             loss = discriminator_loss(refined_logits, real_logits, cfg.adversarial_reduction)
         self.discriminator_optimizer.zero_grad(set_to_none=True)
@@ -293,7 +347,7 @@ class SimGANTrainer(TrainingLoop):
         self.record("discriminator/grad_norm", torch.nn.utils.get_total_norm(grads))
         self.discriminator_optimizer.step()
         if cfg.use_history:
-            self.history.push(current[: cfg.batch_size // 2], self.generator)
+            self.history.push(current[: cfg.batch_size // 2 // self.world.size], self.history_generator)
         with torch.no_grad():
             per_patch = torch.cat(
                 [
@@ -368,7 +422,7 @@ class SimGANTrainer(TrainingLoop):
         rng = {"sampler": self.generator.get_state(), "torch": torch.get_rng_state()}
         if self._cuda:
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
-        return {
+        state = {
             "step": self.step,
             "refiner_config": self.refiner_config.to_dict(),
             "discriminator_config": self.discriminator_config.to_dict(),
@@ -380,6 +434,54 @@ class SimGANTrainer(TrainingLoop):
             "history": self.history.state_dict(),
             "rng": rng,
         }
+        if self.world.size > 1:
+            state.update(self._gather_history())
+            distributed.check_consistency(self.refiner, "refiner")
+            distributed.check_consistency(self.discriminator, "discriminator")
+        return state
+
+    def _gather_history(self) -> dict:
+        """Every rank's shard as one history of capacity B (loadable by a single process, in rank order) and,
+        under `history_shards`, each shard's size and generator, so that the same W continues exactly."""
+        shard = self.history.state_dict()
+        images = distributed.gather(shard["images"])
+        generators = distributed.gather(self.history_generator.get_state().unsqueeze(0))
+        return {
+            "history": {
+                "capacity": self.config.history_capacity,
+                "size": sum(len(part) for part in images),
+                "images": torch.cat(images),
+            },
+            "history_shards": {
+                "sizes": [len(part) for part in images],
+                "generators": torch.cat(generators),
+            },
+        }
+
+    def _load_history_shard(self, state: dict, path: str | Path) -> None:
+        """This rank's shard from a checkpoint: its own when the checkpoint has W shards, else an equal share of the
+        saved images (a change of W, or a single-process checkpoint; a remainder of fewer than W images is dropped)
+        and a fresh generator."""
+        history, shards, world, rank = state["history"], state.get("history_shards"), self.world.size, self.world.rank
+        if history["capacity"] != self.config.history_capacity:
+            raise CheckpointError(
+                f"{path}: history in checkpoint has capacity {history['capacity']}; "
+                f"this run expects capacity {self.config.history_capacity}"
+            )
+        if shards is not None and len(shards["sizes"]) == world:
+            start = sum(shards["sizes"][:rank])
+            size = shards["sizes"][rank]
+            # a row of the stacked states must be copied out: set_state on a view at an offset crashed (torch 2.13)
+            self.history_generator.set_state(shards["generators"][rank].clone().cpu())
+        else:
+            size = history["size"] // world
+            start = rank * size
+            self.history_generator.manual_seed(self._history_seed())
+        shard = {"capacity": self.history.capacity, "size": size, "images": history["images"][start : start + size]}
+        try:
+            self.history.load_state_dict(shard)
+        except ValueError as error:
+            raise CheckpointError(f"{path}: {error}") from None
 
     def identity(self) -> dict:
         return {
@@ -402,10 +504,13 @@ class SimGANTrainer(TrainingLoop):
         load_module_state(self.discriminator, state["discriminator"], what="discriminator", path=path)
         self.refiner_optimizer.load_state_dict(state["refiner_optimizer"])
         self.discriminator_optimizer.load_state_dict(state["discriminator_optimizer"])
-        try:
-            self.history.load_state_dict(state["history"])
-        except ValueError as error:
-            raise CheckpointError(f"{path}: {error}") from None
+        if self.world.size > 1:
+            self._load_history_shard(state, path)
+        else:
+            try:
+                self.history.load_state_dict(state["history"])
+            except ValueError as error:
+                raise CheckpointError(f"{path}: {error}") from None
         self.generator.set_state(state["rng"]["sampler"].cpu())
         torch.set_rng_state(state["rng"]["torch"].cpu())
         if self._cuda and "cuda" in state["rng"]:

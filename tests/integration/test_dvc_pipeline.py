@@ -150,6 +150,26 @@ def test_plots_show_renders_the_training_curves_offline(repo, first_repro):
             assert points and all("step" in point for point in points), name  # a curve with points over steps
 
 
+def test_train_runs_on_two_processes_when_the_environment_asks(repo, first_repro, monkeypatch):
+    """SIMGAN_NPROC=2: `dvc repro` runs train@gaze's one command, which re-runs itself under torchrun (two ranks,
+    gloo); rank 0 writes the checkpoint with both history shards. The process count is not in the stage's hash:
+    dvc.lock keeps the same command and params, and without the variable the stage is up to date."""
+    from simgan.training.checkpoint import load_checkpoint
+
+    before = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]["train@gaze"]
+    monkeypatch.setenv("SIMGAN_NPROC", "2")
+    result = dvc(repo, "repro", "-f", "-s", "train@gaze")
+    output = result.stdout + result.stderr
+    assert stages_run(result.stdout) == {"train@gaze"}
+    assert "torch.distributed.run --standalone --nproc_per_node=2 -m simgan.stages.train" in output, output[-2000:]
+    state = load_checkpoint(repo / layout.trained("gaze") / "checkpoint.pt")
+    assert len(state["history_shards"]["sizes"]) == 2 and state["step"] == 5  # tiny: 2 + 1 pretraining, 2 rounds
+    after = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]["train@gaze"]
+    assert (after["cmd"], after["params"]) == (before["cmd"], before["params"])
+    monkeypatch.delenv("SIMGAN_NPROC")
+    assert "up to date" in dvc(repo, "status", "train@gaze").stdout.lower()
+
+
 def test_a_param_change_reruns_only_its_dependents(repo, first_repro):
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["train"]["gaze"]["adversarial_rounds"] = 3

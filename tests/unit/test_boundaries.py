@@ -17,9 +17,20 @@ CORE = Path(__file__).resolve().parents[2] / "simgan"
 ORCHESTRATION = {"prefect", "dvc", "dvclive", "bentoml", "great_expectations"}
 GX_ADAPTER = CORE / "validation"  # the one package that may import great_expectations
 # the core's own dependencies: torch, numpy, pandas, PIL, scipy/h5py for the formats, stdlib; tqdm for progress bars
-CORE_ALLOWED = {"torch", "numpy", "pandas", "PIL", "scipy", "h5py", "tqdm", "pydantic", "yaml", "simgan"} | set(
-    sys.stdlib_module_names
-)  # pydantic + yaml: the params loader (simgan/config.py)
+CORE_ALLOWED = {
+    "torch",
+    "numpy",
+    "pandas",
+    "PIL",
+    "scipy",
+    "h5py",
+    "tqdm",
+    "pydantic",
+    "yaml",
+    "distributed",
+    "simgan",
+} | set(sys.stdlib_module_names)  # pydantic + yaml: the params loader (simgan/config.py); distributed: Dask, lazily
+# imported by simgan/cluster.py alone
 
 
 def imported_top_levels(path: Path) -> set[str]:
