@@ -1,7 +1,7 @@
 """Coordinate conventions shared by the readers and the simulators that write the same formats.
 
-Gaze (the MPIIGaze and UnityEyes conventions, as their published readers use them): the MPIIGaze normalised camera frame, x right,
-y down, z forward; a gaze vector points from the eye to the target (toward the camera: z < 0).
+Gaze (the MPIIGaze and UnityEyes conventions, as their published readers use them): the MPIIGaze normalised
+camera frame, x right, y down, z forward; a gaze vector points from the eye to the target (toward the camera: z < 0).
     pitch = asin(-g_y)        > 0 looking up
     yaw   = atan2(-g_x, -g_z) > 0 looking toward image-left
 UnityEyes' look_vec is in Unity's frame (y up): g = (lx, -ly, lz). On the real UnityEyes sample,

@@ -42,8 +42,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from simgan.data.formats import TASK_LABELS, Quarantined, Sample
-from simgan.data.formats import folder, gaze_h5, mpiigaze, nyu, unityeyes
+from simgan.data.formats import TASK_LABELS, Quarantined, Sample, folder, gaze_h5, mpiigaze, nyu, unityeyes
 from simgan.io import atomic_write, staging_folder
 
 READERS = {"unityeyes": unityeyes, "mpiigaze": mpiigaze, "gaze_h5": gaze_h5, "nyu": nyu, "folder": folder}
@@ -65,8 +64,9 @@ class Source:
     options: dict = field(default_factory=dict)
 
 
-def source(fmt: str, path: str | Path, domain: str, size: tuple[int, int], *, unlabelled: bool = False,
-           resize: str = "none") -> Source:
+def source(
+    fmt: str, path: str | Path, domain: str, size: tuple[int, int], *, unlabelled: bool = False, resize: str = "none"
+) -> Source:
     """One domain's reader at the prepared (height, width). NYU crops are square (one side) and read the
     synthetic renders' `synthdepth` images, or the real frames' `depth` images.
 
@@ -129,8 +129,9 @@ def _read_items(jobs: list[tuple[str, object]]) -> list[list[Sample | Quarantine
     return [_read_item(job) for job in jobs]
 
 
-def read_source(source: Source, *, workers: int | None = None, progress: bool = True,
-                description: str = "", client=None) -> tuple[list[Sample], list[Quarantined]]:
+def read_source(
+    source: Source, *, workers: int | None = None, progress: bool = True, description: str = "", client=None
+) -> tuple[list[Sample], list[Quarantined]]:
     """Scan a source and read every item, on all cores (ordered, so the arrays are deterministic).
 
     client: a Dask client (simgan.cluster): the items are read in chunks on its workers instead of a local
@@ -143,8 +144,14 @@ def read_source(source: Source, *, workers: int | None = None, progress: bool = 
     samples: list[Sample] = []
     workers = workers or os.cpu_count() or 1
     jobs = [(source.format, item) for item in items]
-    bar = tqdm(total=len(jobs), desc=description or str(source.path), unit="file", disable=not progress,
-               dynamic_ncols=True, mininterval=0.1 if sys.stderr.isatty() else 30.0)  # sparse in logs
+    bar = tqdm(
+        total=len(jobs),
+        desc=description or str(source.path),
+        unit="file",
+        disable=not progress,
+        dynamic_ncols=True,
+        mininterval=0.1 if sys.stderr.isatty() else 30.0,
+    )  # sparse in logs
     if client is not None:
         from simgan.cluster import map_ordered
 
@@ -187,9 +194,15 @@ def stable_fraction(key: str) -> float:
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2**64
 
 
-def assign_splits(samples: Sequence[Sample], domain: str, *, val_fraction: float = 0.1,
-                  split: RealSplit = RealSplit(), test_ids: frozenset[str] = frozenset(),
-                  where: str = "") -> list[str]:
+def assign_splits(
+    samples: Sequence[Sample],
+    domain: str,
+    *,
+    val_fraction: float = 0.1,
+    split: RealSplit = RealSplit(),
+    test_ids: frozenset[str] = frozenset(),
+    where: str = "",
+) -> list[str]:
     """Synthetic: train/val by id hash. Real: "test" by `split.test` (each test person must exist; test
     rows must be labelled), then "holdout" by a hash of the id, the rest "refiner"."""
     if domain == "synthetic":
@@ -198,12 +211,16 @@ def assign_splits(samples: Sequence[Sample], domain: str, *, val_fraction: float
     if split.test == "persons":
         persons = {s.person for s in samples if s.person}
         if not persons:
-            raise DatasetError(f"test_persons {list(split.test_persons)} given, but {where} has no person ids; "
-                               "use test_split: fraction (a hash of the id) or none")
+            raise DatasetError(
+                f"test_persons {list(split.test_persons)} given, but {where} has no person ids; "
+                "use test_split: fraction (a hash of the id) or none"
+            )
         missing = sorted(set(split.test_persons) - persons)
         if missing:
-            raise DatasetError(f"test_persons {missing} not among the persons of {where} "
-                               f"(found {len(persons)}: {', '.join(sorted(persons)[:8])}{'…' if len(persons) > 8 else ''})")
+            raise DatasetError(
+                f"test_persons {missing} not among the persons of {where} "
+                f"(found {len(persons)}: {', '.join(sorted(persons)[:8])}{'…' if len(persons) > 8 else ''})"
+            )
         test = [s.person in set(split.test_persons) for s in samples]
     elif split.test == "fraction":
         test = [stable_fraction(s.id) < split.test_fraction for s in samples]
@@ -211,27 +228,39 @@ def assign_splits(samples: Sequence[Sample], domain: str, *, val_fraction: float
         test = [s.id in test_ids for s in samples]
     unlabelled = sum(1 for s, t in zip(samples, test, strict=True) if t and not s.labels)
     if unlabelled:
-        raise DatasetError(f"test_split {split.test}: {unlabelled} of the test images of {where} have no labels; "
-                           "labelled test images must carry labels (use test_split: none for unlabelled real "
-                           "images, or give a labelled test source)")
-    return ["test" if t else "holdout" if stable_fraction(f"holdout:{s.id}") < split.holdout_fraction else "refiner"
-            for s, t in zip(samples, test, strict=True)]
+        raise DatasetError(
+            f"test_split {split.test}: {unlabelled} of the test images of {where} have no labels; "
+            "labelled test images must carry labels (use test_split: none for unlabelled real "
+            "images, or give a labelled test source)"
+        )
+    return [
+        "test" if t else "holdout" if stable_fraction(f"holdout:{s.id}") < split.holdout_fraction else "refiner"
+        for s, t in zip(samples, test, strict=True)
+    ]
 
 
-def build_manifest(samples: Sequence[Sample], images: np.ndarray, domain: str, splits: Sequence[str],
-                   source_root: Path, label_columns: Sequence[str] = ()) -> pd.DataFrame:
+def build_manifest(
+    samples: Sequence[Sample],
+    images: np.ndarray,
+    domain: str,
+    splits: Sequence[str],
+    source_root: Path,
+    label_columns: Sequence[str] = (),
+) -> pd.DataFrame:
     """One row per image in array order; pixel statistics computed on the prepared uint8 pixels.
 
     label_columns: columns every row gets (blank where a sample has no such label), in this order first.
     """
-    table = pd.DataFrame({
-        "row": np.arange(len(samples)),
-        "id": [s.id for s in samples],
-        "source": [_relative(s.source, source_root) for s in samples],
-        "domain": domain,
-        "split": list(splits),
-        "person": [s.person for s in samples],
-    })
+    table = pd.DataFrame(
+        {
+            "row": np.arange(len(samples)),
+            "id": [s.id for s in samples],
+            "source": [_relative(s.source, source_root) for s in samples],
+            "domain": domain,
+            "split": list(splits),
+            "person": [s.person for s in samples],
+        }
+    )
     labels = pd.DataFrame([s.labels for s in samples], index=table.index)
     if label_columns:
         labels = labels.reindex(columns=[*label_columns, *(c for c in labels.columns if c not in label_columns)])
@@ -255,10 +284,14 @@ def pixel_statistics(images: np.ndarray, index=None) -> pd.DataFrame:
         columns["pixel_std"].append(flat.std(axis=1))
         columns["pixel_min"].append(flat.min(axis=1).astype(np.int64))
         columns["pixel_max"].append(flat.max(axis=1).astype(np.int64))
-    return pd.DataFrame({
-        "height": images.shape[1], "width": images.shape[2],
-        **{name: np.concatenate(parts) for name, parts in columns.items()},
-    }, index=index)
+    return pd.DataFrame(
+        {
+            "height": images.shape[1],
+            "width": images.shape[2],
+            **{name: np.concatenate(parts) for name, parts in columns.items()},
+        },
+        index=index,
+    )
 
 
 STATISTICS_ROWS = 65_536  # rows per block in pixel_statistics: ≈ 500 MB of float32 at 35×55
@@ -271,10 +304,21 @@ def _relative(source: str, root: Path) -> str:
         return source
 
 
-def prepare_domain(source: Source, out: Path, domain: str, *, workers: int | None = None, progress: bool = True,
-                   val_fraction: float = 0.1, split: RealSplit = RealSplit(), test_source: Source | None = None,
-                   label_columns: Sequence[str] = (), description: str = "",
-                   rejected: Path | None = None, client=None) -> Prepared:
+def prepare_domain(
+    source: Source,
+    out: Path,
+    domain: str,
+    *,
+    workers: int | None = None,
+    progress: bool = True,
+    val_fraction: float = 0.1,
+    split: RealSplit = RealSplit(),
+    test_source: Source | None = None,
+    label_columns: Sequence[str] = (),
+    description: str = "",
+    rejected: Path | None = None,
+    client=None,
+) -> Prepared:
     """Read one domain and write images.npy, manifest.csv and quarantine.csv under `out` (each atomically).
 
     Real: `split` assigns refiner/holdout/test; `test_source` (for split.test "source") is read as well,
@@ -282,8 +326,9 @@ def prepare_domain(source: Source, out: Path, domain: str, *, workers: int | Non
     nothing at all could be read, the reasons go to `<rejected>/quarantine.rejected.csv` (default: `out`),
     beside a previous run's tables, and DatasetError is raised. `client`: read on a Dask cluster (`read_source`).
     """
-    samples, quarantined = read_source(source, workers=workers, progress=progress, description=description,
-                                       client=client)
+    samples, quarantined = read_source(
+        source, workers=workers, progress=progress, description=description, client=client
+    )
     test_ids: frozenset[str] = frozenset()
     roots = [Path(source.path)]
     if domain == "real" and split.test == "evaluation_subset":
@@ -292,32 +337,38 @@ def prepare_domain(source: Source, out: Path, domain: str, *, workers: int | Non
     if domain == "real" and split.test == "source":
         if test_source is None:
             raise DatasetError("test_split source needs a labelled test source (test_format, test_path)")
-        more, more_quarantined = read_source(test_source, workers=workers, progress=progress,
-                                             description=f"{description} (labelled test)", client=client)
+        more, more_quarantined = read_source(
+            test_source, workers=workers, progress=progress, description=f"{description} (labelled test)", client=client
+        )
         more = [Sample(f"{TEST_ID_PREFIX}{m.id}", m.source, m.image, m.labels, m.person, m.metadata) for m in more]
         test_ids = frozenset(m.id for m in more)
         samples, quarantined = [*samples, *more], [*quarantined, *more_quarantined]
         roots.append(Path(test_source.path))
     count_in = len(samples) + len(quarantined)
     out = Path(out)
-    quarantine = pd.DataFrame({"file": [_relative_any(q.source, roots) for q in quarantined],
-                               "reason": [q.reason for q in quarantined]})
+    quarantine = pd.DataFrame(
+        {"file": [_relative_any(q.source, roots) for q in quarantined], "reason": [q.reason for q in quarantined]}
+    )
     if not samples:
         first = f" (first: {quarantine['file'].iloc[0]}: {quarantine['reason'].iloc[0]})" if len(quarantine) else ""
         rejected = Path(rejected or out) / "quarantine.rejected.csv"  # beside, not over, a previous run's set
         _write_csv(rejected, quarantine)
-        raise DatasetError(f"{source.path}: no usable {domain} image among {count_in} input(s); "
-                           f"reasons are in {rejected}{first}")
+        raise DatasetError(
+            f"{source.path}: no usable {domain} image among {count_in} input(s); reasons are in {rejected}{first}"
+        )
     shapes = {s.image.shape for s in samples}
     if len(shapes) != 1:
         raise DatasetError(f"{source.path}: the reader returned images of several sizes {sorted(shapes)}")
-    splits = assign_splits(samples, domain, val_fraction=val_fraction, split=split, test_ids=test_ids,
-                           where=str(source.path))
+    splits = assign_splits(
+        samples, domain, val_fraction=val_fraction, split=split, test_ids=test_ids, where=str(source.path)
+    )
     if split.test == "evaluation_subset" and domain == "real":
         found = sum(1 for s in splits if s == "test")
         if not found:
-            raise DatasetError(f"{source.path}: none of the {len(test_ids)} eyes of MPIIGaze's Evaluation Subset "
-                               "is among the images read")
+            raise DatasetError(
+                f"{source.path}: none of the {len(test_ids)} eyes of MPIIGaze's Evaluation Subset "
+                "is among the images read"
+            )
     images = np.stack([s.image for s in samples]).astype(np.uint8, copy=False)
     manifest = build_manifest(samples, images, domain, splits, Path(source.path), label_columns)
     if manifest["id"].duplicated().any():
@@ -343,15 +394,25 @@ def _write_csv(path: Path, table: pd.DataFrame) -> None:
     atomic_write(path, lambda handle: handle.write(text.encode()))
 
 
-def prepare_task(task: str, out_root: Path, sources: dict[str, Source], *, workers: int | None = None,
-                 progress: bool = True, val_fraction: float = 0.1, split: RealSplit = RealSplit(),
-                 log: Callable[[str], None] | None = None, client=None) -> dict[str, Prepared]:
+def prepare_task(
+    task: str,
+    out_root: Path,
+    sources: dict[str, Source],
+    *,
+    workers: int | None = None,
+    progress: bool = True,
+    val_fraction: float = 0.1,
+    split: RealSplit = RealSplit(),
+    log: Callable[[str], None] | None = None,
+    client=None,
+) -> dict[str, Prepared]:
     """Prepare both domains of `task` (`sources`: synthetic, real, and "test" for split.test "source"),
     write a summary and a grid of samples (synthetic row, real row).
 
     The whole `<out_root>/<task>` folder is built in a hidden sibling and swapped in at the end
     (simgan.io.staging_folder): a run that fails or is killed leaves the previous folder whole, or none,
-    never a mix. `client`: read on a Dask cluster (see `read_source`). Only the reasons of a domain with nothing usable are written beside the previous set
+    never a mix. `client`: read on a Dask cluster (see `read_source`). Only the reasons of a domain with nothing
+    usable are written beside the previous set
     (`<task>/<domain>/quarantine.rejected.csv`, see prepare_domain).
     """
     out = Path(out_root) / task
@@ -359,22 +420,40 @@ def prepare_task(task: str, out_root: Path, sources: dict[str, Source], *, worke
     with staging_folder(out) as staging:
         for domain in DOMAINS:
             p = prepare_domain(
-                sources[domain], staging / domain, domain, workers=workers, progress=progress,
-                val_fraction=val_fraction, split=split, test_source=sources.get("test"),
-                label_columns=TASK_LABELS.get(task, ()) if domain == "real" else (), description=f"{task} {domain}",
-                rejected=out / domain, client=client)
+                sources[domain],
+                staging / domain,
+                domain,
+                workers=workers,
+                progress=progress,
+                val_fraction=val_fraction,
+                split=split,
+                test_source=sources.get("test"),
+                label_columns=TASK_LABELS.get(task, ()) if domain == "real" else (),
+                description=f"{task} {domain}",
+                rejected=out / domain,
+                client=client,
+            )
             p.folder = out / domain  # where it will be once published
             prepared[domain] = p
             if log:
                 counts = ", ".join(f"{n} {k}" for k, n in p.manifest["split"].value_counts().sort_index().items())
-                log(f"{task} {domain}: {p.count_in} in, {p.kept} kept ({counts}), {p.quarantined} quarantined "
-                    f"-> {p.folder}")
-        summary = {domain: {"count_in": p.count_in, "kept": p.kept, "quarantined": p.quarantined,
-                            "splits": p.manifest["split"].value_counts().sort_index().to_dict()}
-                   for domain, p in prepared.items()}
+                log(
+                    f"{task} {domain}: {p.count_in} in, {p.kept} kept ({counts}), {p.quarantined} quarantined "
+                    f"-> {p.folder}"
+                )
+        summary = {
+            domain: {
+                "count_in": p.count_in,
+                "kept": p.kept,
+                "quarantined": p.quarantined,
+                "splits": p.manifest["split"].value_counts().sort_index().to_dict(),
+            }
+            for domain, p in prepared.items()
+        }
         atomic_write(staging / "summary.json", lambda handle: handle.write(json.dumps(summary, indent=2).encode()))
-        write_sample_grid(staging / "samples.png",
-                          [np.load(staging / domain / "images.npy", mmap_mode="r") for domain in DOMAINS])
+        write_sample_grid(
+            staging / "samples.png", [np.load(staging / domain / "images.npy", mmap_mode="r") for domain in DOMAINS]
+        )
     return prepared
 
 

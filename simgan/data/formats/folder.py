@@ -30,9 +30,41 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 # Image files this reader does not take: quarantined with the reason rather than passed over in silence (their
 # labels row would otherwise read as "no image with that stem"). Other files (notes, .csv, ...) are ignored.
 UNSUPPORTED_IMAGE_SUFFIXES = (
-    ".tif", ".tiff", ".gif", ".webp", ".jp2", ".j2k", ".jpf", ".jpx", ".jxl", ".heic", ".heif", ".avif",
-    ".ppm", ".pgm", ".pbm", ".pnm", ".pfm", ".tga", ".ico", ".psd", ".exr", ".hdr", ".dng", ".raw",
-    ".cr2", ".nef", ".arw", ".dds", ".svg", ".pcx", ".sgi", ".xbm", ".xpm", ".fits", ".dcm",
+    ".tif",
+    ".tiff",
+    ".gif",
+    ".webp",
+    ".jp2",
+    ".j2k",
+    ".jpf",
+    ".jpx",
+    ".jxl",
+    ".heic",
+    ".heif",
+    ".avif",
+    ".ppm",
+    ".pgm",
+    ".pbm",
+    ".pnm",
+    ".pfm",
+    ".tga",
+    ".ico",
+    ".psd",
+    ".exr",
+    ".hdr",
+    ".dng",
+    ".raw",
+    ".cr2",
+    ".nef",
+    ".arw",
+    ".dds",
+    ".svg",
+    ".pcx",
+    ".sgi",
+    ".xbm",
+    ".xpm",
+    ".fits",
+    ".dcm",
 )
 RESIZE_FILTERS = {
     "none": None,
@@ -73,8 +105,10 @@ def _read_labels(path: Path) -> pd.DataFrame:
         raise ValueError(f"{path}: cannot read it as CSV ({type(error).__name__}: {error})") from error
     table.columns = [str(c).strip() for c in table.columns]
     if "id" not in table.columns:
-        raise ValueError(f"{path}: no 'id' column; found columns {list(table.columns)}; expected 'id' (the image "
-                         f"file stem) and numeric label columns")
+        raise ValueError(
+            f"{path}: no 'id' column; found columns {list(table.columns)}; expected 'id' (the image "
+            f"file stem) and numeric label columns"
+        )
     table["id"] = table["id"].str.strip()
     duplicated = sorted(set(table["id"][table["id"].duplicated()]), key=natural_key)
     if duplicated:
@@ -84,14 +118,17 @@ def _read_labels(path: Path) -> pd.DataFrame:
         text = table[column].str.strip()
         numeric = pd.to_numeric(text, errors="coerce")  # "", "nan", "abc" -> NaN
         if numeric.notna().sum() == 0 and (text != "").any():
-            raise ValueError(f"{path}: column {column!r} holds no numbers (e.g. {text[text != ''].iloc[0]!r}); "
-                             f"label columns must be numeric")
+            raise ValueError(
+                f"{path}: column {column!r} holds no numbers (e.g. {text[text != ''].iloc[0]!r}); "
+                f"label columns must be numeric"
+            )
         table[column] = numeric.astype(np.float64)  # non-numeric cells -> NaN -> that row is quarantined
     return table
 
 
-def scan(root: str | Path, *, size: tuple[int, int], labels: str | Path | None = DEFAULT_LABELS,
-         resize: str = "none") -> tuple[list[FolderImage], list[Quarantined]]:
+def scan(
+    root: str | Path, *, size: tuple[int, int], labels: str | Path | None = DEFAULT_LABELS, resize: str = "none"
+) -> tuple[list[FolderImage], list[Quarantined]]:
     """Every PNG/JPEG/BMP directly in `root`, numeric-aware name order, matched to labels.csv by id.
 
     size: (H, W) every image must have. labels: the label file, relative to `root` or absolute;
@@ -115,8 +152,10 @@ def scan(root: str | Path, *, size: tuple[int, int], labels: str | Path | None =
     if resize not in RESIZE_FILTERS:
         raise ValueError(f"resize must be one of {sorted(RESIZE_FILTERS)}; got {resize!r}")
     if resize != "none" and labels is not None:
-        raise ValueError("labelled images are never resized (it would move what the labels measure in pixels); "
-                         "read them with labels=None to resize, or bring them to the size yourself")
+        raise ValueError(
+            "labelled images are never resized (it would move what the labels measure in pixels); "
+            "read them with labels=None to resize, or bring them to the size yourself"
+        )
 
     table = None
     labels_path = None
@@ -136,15 +175,22 @@ def scan(root: str | Path, *, size: tuple[int, int], labels: str | Path | None =
 
     items: list[FolderImage] = []
     quarantined: list[Quarantined] = [
-        Quarantined(str(path), f"unsupported image format {path.suffix.lower()}; expected PNG/JPEG/BMP "
-                               f"({', '.join(IMAGE_SUFFIXES)}): convert it, e.g. to PNG")
+        Quarantined(
+            str(path),
+            f"unsupported image format {path.suffix.lower()}; expected PNG/JPEG/BMP "
+            f"({', '.join(IMAGE_SUFFIXES)}): convert it, e.g. to PNG",
+        )
         for path in unsupported
     ]
     for path in paths:
         stem = path.stem
         if len(by_stem[stem]) > 1:
-            quarantined.append(Quarantined(str(path), (
-                f"id {stem!r} is shared by {[p.name for p in by_stem[stem]]}; ids (file stems) must be unique")))
+            quarantined.append(
+                Quarantined(
+                    str(path),
+                    (f"id {stem!r} is shared by {[p.name for p in by_stem[stem]]}; ids (file stems) must be unique"),
+                )
+            )
             continue
         if table is None:
             items.append(FolderImage(str(path), stem, (height, width), resize=resize))
@@ -155,16 +201,24 @@ def scan(root: str | Path, *, size: tuple[int, int], labels: str | Path | None =
         row = table.loc[stem]
         missing = [name for name, value in row.items() if not math.isfinite(value)]
         if missing:
-            quarantined.append(Quarantined(str(path), (
-                f"label(s) {missing} missing, NaN, infinite or not a number in {labels_path.name} row {stem!r}")))
+            quarantined.append(
+                Quarantined(
+                    str(path),
+                    (f"label(s) {missing} missing, NaN, infinite or not a number in {labels_path.name} row {stem!r}"),
+                )
+            )
             continue
         items.append(FolderImage(str(path), stem, (height, width), tuple((str(k), float(v)) for k, v in row.items())))
 
     if table is not None:
         quarantined_stems = {path.stem for path in unsupported}  # their row is not orphaned: the file is named above
         for stem in sorted(set(table.index) - set(by_stem) - quarantined_stems, key=natural_key):
-            quarantined.append(Quarantined(f"{labels_path}#{stem}", (
-                f"{labels_path.name} has a row for id {stem!r} but {root} has no image with that stem")))
+            quarantined.append(
+                Quarantined(
+                    f"{labels_path}#{stem}",
+                    (f"{labels_path.name} has a row for id {stem!r} but {root} has no image with that stem"),
+                )
+            )
     return items, quarantined
 
 
@@ -182,15 +236,30 @@ def read(item: FolderImage) -> list[Sample | Quarantined]:
     except Exception as error:  # Pillow raises OSError, SyntaxError, ValueError, zlib/struct errors
         return [Quarantined(item.path, f"cannot decode the image ({type(error).__name__}: {error})")]
     if mode not in EIGHT_BIT_MODES:
-        return [Quarantined(item.path, f"mode {mode!r}, expected an 8-bit image (grayscale or colour); "
-                                       f"16-bit and float images would be clipped")]
+        return [
+            Quarantined(
+                item.path,
+                f"mode {mode!r}, expected an 8-bit image (grayscale or colour); "
+                f"16-bit and float images would be clipped",
+            )
+        ]
     if (got_h, got_w) != (height, width) and not resized:
-        why = ("labelled images are never resized" if item.labels else
-               "unlabelled images are resized only when asked (prepare.<task>.real_resize)")
+        why = (
+            "labelled images are never resized"
+            if item.labels
+            else "unlabelled images are resized only when asked (prepare.<task>.real_resize)"
+        )
         return [Quarantined(item.path, f"size {got_h}x{got_w}, expected {height}x{width} (height x width); {why}")]
     metadata = {"original_height": got_h, "original_width": got_w} if resized else {}
-    return [Sample(id=item.id, source=item.path, image=np.ascontiguousarray(pixels, dtype=np.uint8),
-                   labels=dict(item.labels), metadata=metadata)]
+    return [
+        Sample(
+            id=item.id,
+            source=item.path,
+            image=np.ascontiguousarray(pixels, dtype=np.uint8),
+            labels=dict(item.labels),
+            metadata=metadata,
+        )
+    ]
 
 
 def centre_crop_resize(image: Image.Image, size: tuple[int, int], method: str) -> Image.Image:

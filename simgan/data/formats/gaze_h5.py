@@ -58,8 +58,9 @@ def _resolve(path: Path) -> Path:
     raise FileNotFoundError(f"gaze h5 file {path} does not exist (expected gaze.h5 or real_gaze.h5).")
 
 
-def scan(path: Path, size: tuple[int, int] = (35, 55),
-         chunk: int = 1000) -> tuple[list[GazeH5Range], list[Quarantined]]:
+def scan(
+    path: Path, size: tuple[int, int] = (35, 55), chunk: int = 1000
+) -> tuple[list[GazeH5Range], list[Quarantined]]:
     """Split the file into ranges of `chunk` samples; a file that cannot be used at all is one Quarantined."""
     path = _resolve(Path(path))
     size = tuple(int(v) for v in size)
@@ -72,9 +73,18 @@ def scan(path: Path, size: tuple[int, int] = (35, 55),
         return [], [Quarantined(str(path), str(bad))]
     except Exception as error:  # h5py raises OSError, KeyError, RuntimeError on damaged files
         return [], [Quarantined(str(path), f"cannot read HDF5 file: {type(error).__name__}: {error}")]
-    items = [GazeH5Range(str(path), start, min(start + chunk, count),
-                         None if keys is None else tuple(keys[start:start + chunk]), size, labelled, has_path)
-             for start in range(0, count, chunk)]
+    items = [
+        GazeH5Range(
+            str(path),
+            start,
+            min(start + chunk, count),
+            None if keys is None else tuple(keys[start : start + chunk]),
+            size,
+            labelled,
+            has_path,
+        )
+        for start in range(0, count, chunk)
+    ]
     return items, []
 
 
@@ -93,8 +103,10 @@ def _layout(file: h5py.File, size: tuple[int, int]) -> tuple[list[str] | None, i
     elif image.ndim in (3, 4):
         keys, count = None, int(image.shape[0])
     else:
-        raise _Bad(f"'image' dataset has shape {image.shape}; expected (N, {size[0]}, {size[1]}) "
-                   f"or a group of ({size[0]}, {size[1]}) datasets")
+        raise _Bad(
+            f"'image' dataset has shape {image.shape}; expected (N, {size[0]}, {size[1]}) "
+            f"or a group of ({size[0]}, {size[1]}) datasets"
+        )
     labelled = "look_vec" in file
     if labelled:
         look = file["look_vec"]
@@ -118,8 +130,12 @@ def check_image(array: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray | 
             return None, f"image is {array.shape[0]}×{array.shape[1]} (H×W); {expected}; looks transposed"
         return None, f"image has shape {array.shape}; {expected}"
     if array.dtype != np.uint8:
-        if (not np.issubdtype(array.dtype, np.number) or not np.isfinite(array).all()
-                or array.min() < 0 or array.max() > 255):
+        if (
+            not np.issubdtype(array.dtype, np.number)
+            or not np.isfinite(array).all()
+            or array.min() < 0
+            or array.max() > 255
+        ):
             return None, f"image has dtype {array.dtype} with values outside 0..255; expected uint8"
         array = np.rint(array).astype(np.uint8)
     return np.ascontiguousarray(array), ""
@@ -135,8 +151,13 @@ def _labels(look: np.ndarray) -> tuple[dict[str, float], str]:
         return {}, f"look_vec has norm {norm:.4f}; expected a unit vector (±{LOOK_VEC_NORM_TOLERANCE})"
     gaze = geometry.gaze_from_unity_look_vec(look)
     pitch, yaw = geometry.pitch_yaw_from_gaze(gaze)
-    return {"gaze_x": float(gaze[0]), "gaze_y": float(gaze[1]), "gaze_z": float(gaze[2]),
-            "pitch_rad": float(pitch), "yaw_rad": float(yaw)}, ""
+    return {
+        "gaze_x": float(gaze[0]),
+        "gaze_y": float(gaze[1]),
+        "gaze_z": float(gaze[2]),
+        "pitch_rad": float(pitch),
+        "yaw_rad": float(yaw),
+    }, ""
 
 
 def read(item: GazeH5Range) -> list[Sample | Quarantined]:
@@ -144,10 +165,10 @@ def read(item: GazeH5Range) -> list[Sample | Quarantined]:
     names = list(item.keys) if item.keys is not None else [str(i) for i in range(item.start, item.stop)]
     try:
         with h5py.File(item.path, "r") as file:
-            looks = file["look_vec"][item.start:item.stop] if item.labelled else None
-            paths = file["path"][item.start:item.stop] if item.has_path else None
+            looks = file["look_vec"][item.start : item.stop] if item.labelled else None
+            paths = file["path"][item.start : item.stop] if item.has_path else None
             if item.keys is None:
-                pixels = list(file["image"][item.start:item.stop])
+                pixels = list(file["image"][item.start : item.stop])
             else:
                 group = file["image"]
                 pixels = [_member(group, key) for key in item.keys]

@@ -51,8 +51,9 @@ def _normalized_folder(root: Path) -> Path:
     return root
 
 
-def scan(root: Path, size: tuple[int, int] = (35, 55),
-         eyes: tuple[str, ...] | list[str] = SIDES) -> tuple[list[MPIIGazeDay], list[Quarantined]]:
+def scan(
+    root: Path, size: tuple[int, int] = (35, 55), eyes: tuple[str, ...] | list[str] = SIDES
+) -> tuple[list[MPIIGazeDay], list[Quarantined]]:
     """List the day files in (person, day) order; nothing is opened yet."""
     root = Path(root)
     if not root.is_dir():
@@ -64,8 +65,9 @@ def scan(root: Path, size: tuple[int, int] = (35, 55),
     height, width = (int(v) for v in size)
     folder = _normalized_folder(root)
     items = []
-    for person_dir in sorted((p for p in folder.iterdir() if p.is_dir() and _PERSON.fullmatch(p.name)),
-                             key=lambda p: int(p.name[1:])):
+    for person_dir in sorted(
+        (p for p in folder.iterdir() if p.is_dir() and _PERSON.fullmatch(p.name)), key=lambda p: int(p.name[1:])
+    ):
         days = [p for p in person_dir.glob("day*.mat") if _DAY.fullmatch(p.stem)]
         for day in sorted(days, key=lambda p: int(p.stem[3:])):
             items.append(MPIIGazeDay(str(day), person_dir.name, day.stem, (height, width), eyes))
@@ -144,7 +146,8 @@ def day_arrays(mat: dict, eyes: tuple[str, ...] = SIDES) -> tuple[list[str], dic
 
 
 def head_pitch_yaw_deg(pose: np.ndarray) -> np.ndarray:
-    """(N, 3) Rodrigues vectors -> (N, 2) head (pitch, yaw) in degrees, as hysts: v = R[:, 2], asin(v_y), atan2(v_x, v_z)."""
+    """(N, 3) Rodrigues vectors -> (N, 2) head (pitch, yaw) in degrees, as hysts:
+    v = R[:, 2], asin(v_y), atan2(v_x, v_z)."""
     if len(pose) == 0:
         return np.zeros((0, 2))
     with np.errstate(invalid="ignore"):
@@ -156,7 +159,8 @@ def head_pitch_yaw_deg(pose: np.ndarray) -> np.ndarray:
 
 
 def read(item: MPIIGazeDay) -> list[Sample | Quarantined]:
-    """One day file -> a Sample per (file name, eye), in file order, left before right; or one Quarantined for the file."""
+    """One day file -> a Sample per (file name, eye), in file order, left before right; or one Quarantined for
+    the file."""
     try:
         mat = scipy.io.loadmat(item.path)
     except Exception as error:  # scipy raises ValueError, TypeError, OSError, zlib/struct errors on bad files
@@ -165,8 +169,10 @@ def read(item: MPIIGazeDay) -> list[Sample | Quarantined]:
         names, sides = day_arrays(mat, item.eyes)
     except _Bad as bad:
         return [Quarantined(item.path, str(bad))]
-    poses = {side: head_pitch_yaw_deg(arrays["pose"]) if arrays["pose"] is not None else None
-             for side, arrays in sides.items()}
+    poses = {
+        side: head_pitch_yaw_deg(arrays["pose"]) if arrays["pose"] is not None else None
+        for side, arrays in sides.items()
+    }
     results: list[Sample | Quarantined] = []
     seen = set()
     for index, name in enumerate(names):
@@ -183,15 +189,21 @@ def read(item: MPIIGazeDay) -> list[Sample | Quarantined]:
     return results
 
 
-def _sample(item: MPIIGazeDay, arrays: dict, pose_deg: np.ndarray | None, index: int, name: str,
-            side: str) -> tuple[str, Sample | None]:
+def _sample(
+    item: MPIIGazeDay, arrays: dict, pose_deg: np.ndarray | None, index: int, name: str, side: str
+) -> tuple[str, Sample | None]:
     """-> ("", Sample) or (reason, None) for one eye of one file name."""
     image = arrays["image"][index]
     if image.shape != STORED_SIZE:
         hint = "; looks transposed" if image.shape == STORED_SIZE[::-1] else ""
         return f"image is {image.shape[0]}×{image.shape[1]} (H×W); expected 36×60{hint}", None
     if image.dtype != np.uint8:
-        if not np.issubdtype(image.dtype, np.number) or not np.isfinite(image).all() or image.min() < 0 or image.max() > 255:
+        if (
+            not np.issubdtype(image.dtype, np.number)
+            or not np.isfinite(image).all()
+            or image.min() < 0
+            or image.max() > 255
+        ):
             return f"image has dtype {image.dtype} with values outside 0..255; expected uint8", None
         image = np.rint(image).astype(np.uint8)
     gaze = arrays["gaze"][index]
@@ -205,25 +217,39 @@ def _sample(item: MPIIGazeDay, arrays: dict, pose_deg: np.ndarray | None, index:
     if (height, width) != image.shape:
         image = np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize((width, height), RESAMPLE))
     pitch, yaw = geometry.pitch_yaw_from_gaze(gaze)
-    labels = {"gaze_x": float(gaze[0]), "gaze_y": float(gaze[1]), "gaze_z": float(gaze[2]),
-              "pitch_rad": float(pitch), "yaw_rad": float(yaw)}
+    labels = {
+        "gaze_x": float(gaze[0]),
+        "gaze_y": float(gaze[1]),
+        "gaze_z": float(gaze[2]),
+        "pitch_rad": float(pitch),
+        "yaw_rad": float(yaw),
+    }
     metadata: dict[str, float | str] = {"day": item.day, "eye": side, "file": name}
     if pose_deg is not None and np.isfinite(pose_deg[index]).all():
         sign = -1.0 if side == "right" else 1.0
         metadata.update(head_pitch_deg=float(pose_deg[index, 0]), head_yaw_deg=sign * float(pose_deg[index, 1]))
-    return "", Sample(id=f"{item.person}/{item.day}/{name}/{side}", source=f"{item.path}#{name}/{side}",
-                      image=np.ascontiguousarray(image, dtype=np.uint8), labels=labels, person=item.person,
-                      metadata=metadata)
+    return "", Sample(
+        id=f"{item.person}/{item.day}/{name}/{side}",
+        source=f"{item.path}#{name}/{side}",
+        image=np.ascontiguousarray(image, dtype=np.uint8),
+        labels=labels,
+        person=item.person,
+        metadata=metadata,
+    )
 
 
 # ------------------------------------------------------------------------------------ evaluation subset
 
-_EVAL_FOLDERS = (("Evaluation Subset", "sample list for eye image"), ("Evaluation_Subset", "sample_list_for_eye_image"),
-                 ("Evaluation Subset",))
+_EVAL_FOLDERS = (
+    ("Evaluation Subset", "sample list for eye image"),
+    ("Evaluation_Subset", "sample_list_for_eye_image"),
+    ("Evaluation Subset",),
+)
 
 
 def read_evaluation_subset(root: Path) -> set[tuple[str, str, str, str]]:
-    """The official 3000-per-person eye list -> {(person, day, file name, side)}, e.g. ("p00", "day08", "0069.jpg", "left").
+    """The official 3000-per-person eye list -> {(person, day, file name, side)},
+    e.g. ("p00", "day08", "0069.jpg", "left").
 
     Reads `Evaluation Subset/sample list for eye image/pXX.txt`, or the older `Evaluation Subset/pXX.txt`.
     """
@@ -238,7 +264,8 @@ def read_evaluation_subset(root: Path) -> set[tuple[str, str, str, str]]:
     else:
         raise FileNotFoundError(
             f"no evaluation list under {root}: expected 'Evaluation Subset/sample list for eye image/pXX.txt' "
-            f"or 'Evaluation Subset/pXX.txt'.")
+            f"or 'Evaluation Subset/pXX.txt'."
+        )
     subset = set()
     for path in lists:
         for number, line in enumerate(path.read_text().splitlines(), start=1):

@@ -98,14 +98,14 @@ def load_joint_uvd(path: str | Path, kinect: int = 1) -> np.ndarray:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(
-            f"{path}: no {JOINT_FILE}; an NYU folder needs it beside the depth_K_NNNNNNN.png files")
+        raise FileNotFoundError(f"{path}: no {JOINT_FILE}; an NYU folder needs it beside the depth_K_NNNNNNN.png files")
     try:
         mat = scipy.io.loadmat(path, variable_names=("joint_uvd",))
     except Exception as error:  # scipy raises ValueError, MatReadError, NotImplementedError (v7.3), ...
         raise ValueError(
             f"{path}: cannot read it as a MATLAB v5 file ({type(error).__name__}: {error}); expected "
-            f"joint_uvd of shape 3×N×36×3") from error
+            f"joint_uvd of shape 3×N×36×3"
+        ) from error
     if "joint_uvd" not in mat:
         found = sorted(name for name, _, _ in scipy.io.whosmat(path))
         raise ValueError(f"{path}: no variable joint_uvd; found {found}; expected joint_uvd of shape 3×N×36×3")
@@ -113,7 +113,8 @@ def load_joint_uvd(path: str | Path, kinect: int = 1) -> np.ndarray:
     if uvd.ndim < 2 or uvd.ndim > 4 or uvd.shape[-2:] != (NUM_JOINTS, 3) or not np.issubdtype(uvd.dtype, np.number):
         raise ValueError(
             f"{path}: joint_uvd has shape {uvd.shape} and dtype {uvd.dtype}; expected numbers of shape 3×N×36×3 "
-            f"(kinect, frame, joint, uvd)")
+            f"(kinect, frame, joint, uvd)"
+        )
     if uvd.ndim == 2:  # (36, 3): one kinect, one frame
         uvd = uvd[None, None]
     elif uvd.ndim == 3:  # (K, 36, 3): the N = 1 squeeze
@@ -123,8 +124,9 @@ def load_joint_uvd(path: str | Path, kinect: int = 1) -> np.ndarray:
     return np.ascontiguousarray(uvd[kinect - 1], dtype=np.float64)
 
 
-def scan(root: str | Path, *, kind: str = "depth", kinect: int = 1, size: int = 224,
-         cube_mm: float = 300.0) -> tuple[list[NyuFrame], list[Quarantined]]:
+def scan(
+    root: str | Path, *, kind: str = "depth", kinect: int = 1, size: int = 224, cube_mm: float = 300.0
+) -> tuple[list[NyuFrame], list[Quarantined]]:
     """One `NyuFrame` per frame of joint_data.mat, in frame order; missing PNGs quarantined here.
 
     kind: "depth" (real Kinect, masked by synthdepth) or "synthdepth" (the rendered hand).
@@ -151,24 +153,45 @@ def scan(root: str | Path, *, kind: str = "depth", kinect: int = 1, size: int = 
         frame = index + 1
         name = frame_file(kind, kinect, frame)
         if name not in names:
-            quarantined.append(Quarantined(str(root / name), (
-                f"missing: frame {frame} (kinect {kinect}) has a row in {JOINT_FILE} but no {name}")))
+            quarantined.append(
+                Quarantined(
+                    str(root / name),
+                    (f"missing: frame {frame} (kinect {kinect}) has a row in {JOINT_FILE} but no {name}"),
+                )
+            )
             continue
         mask_path = None
         if kind == "depth":
             mask_name = frame_file("synthdepth", kinect, frame)
             if mask_name not in names:
-                quarantined.append(Quarantined(str(root / name), (
-                    f"no {mask_name} beside it: real depth is masked by the frame's synthdepth")))
+                quarantined.append(
+                    Quarantined(
+                        str(root / name), (f"no {mask_name} beside it: real depth is masked by the frame's synthdepth")
+                    )
+                )
                 continue
             mask_path = str(root / mask_name)
-        items.append(NyuFrame(path=str(root / name), mask_path=mask_path, kind=kind, kinect=kinect, frame=frame,
-                              uvd_bytes=uvd[index].tobytes(), size=int(size), cube_mm=float(cube_mm)))
+        items.append(
+            NyuFrame(
+                path=str(root / name),
+                mask_path=mask_path,
+                kind=kind,
+                kinect=kinect,
+                frame=frame,
+                uvd_bytes=uvd[index].tobytes(),
+                size=int(size),
+                cube_mm=float(cube_mm),
+            )
+        )
     for frame in frames_on_disk:
         if not 1 <= frame <= uvd.shape[0]:
             name = frame_file(kind, kinect, frame)
-            quarantined.append(Quarantined(str(root / name), (
-                f"no row in {JOINT_FILE}: it holds frames 1..{uvd.shape[0]}, this is frame {frame}")))
+            quarantined.append(
+                Quarantined(
+                    str(root / name),
+                    (f"no row in {JOINT_FILE}: it holds frames 1..{uvd.shape[0]}, this is frame {frame}"),
+                )
+            )
     return items, quarantined
 
 
@@ -190,8 +213,9 @@ def decode_depth_png(path: str | Path) -> np.ndarray:
     except FileNotFoundError:
         raise
     except Exception as error:  # Pillow raises OSError, SyntaxError, ValueError, zlib/struct errors
-        raise ValueError(f"cannot decode it ({type(error).__name__}: {error}); expected a {EXPECTED_ENCODING}") \
-            from error
+        raise ValueError(
+            f"cannot decode it ({type(error).__name__}: {error}); expected a {EXPECTED_ENCODING}"
+        ) from error
     if fmt != "PNG":
         raise ValueError(f"format {fmt}, expected a {EXPECTED_ENCODING}")
     if mode != "RGB":
@@ -206,8 +230,10 @@ def encode_depth_png(path: str | Path, depth_mm: np.ndarray) -> None:
     """(H, W) depth in mm (0..65535) -> RGB PNG with R = 0, G = depth >> 8, B = depth & 255 (the NYU encoding)."""
     depth = np.asarray(depth_mm)
     if depth.ndim != 2 or not np.isfinite(depth).all() or depth.min(initial=0) < 0 or depth.max(initial=0) > 65535:
-        raise ValueError(f"depth for {path}: expected (H, W) values in 0..65535 mm; got shape {depth.shape}, "
-                         f"range {depth.min(initial=0)}..{depth.max(initial=0)}")
+        raise ValueError(
+            f"depth for {path}: expected (H, W) values in 0..65535 mm; got shape {depth.shape}, "
+            f"range {depth.min(initial=0)}..{depth.max(initial=0)}"
+        )
     depth = np.rint(depth).astype(np.uint16)
     rgb = np.zeros(depth.shape + (3,), np.uint8)
     rgb[..., 1] = depth >> 8
@@ -225,9 +251,13 @@ def crop_bounds(com_uvd: np.ndarray, cube_mm: float = 300.0) -> CropBounds:
     u, v, d = (float(x) for x in com_uvd[:3])
     half = cube_mm / 2.0
     return CropBounds(
-        u0=math.floor(u - half * NYU_FX / d + 0.5), u1=math.floor(u + half * NYU_FX / d + 0.5),
-        v0=math.floor(v - half * NYU_FY / d + 0.5), v1=math.floor(v + half * NYU_FY / d + 0.5),
-        z0=d - half, z1=d + half)
+        u0=math.floor(u - half * NYU_FX / d + 0.5),
+        u1=math.floor(u + half * NYU_FX / d + 0.5),
+        v0=math.floor(v - half * NYU_FY / d + 0.5),
+        v1=math.floor(v + half * NYU_FY / d + 0.5),
+        z0=d - half,
+        z1=d + half,
+    )
 
 
 def _source_index(start: int, stop: int, size: int) -> np.ndarray:
@@ -327,18 +357,34 @@ def read(item: NyuFrame) -> list[Sample | Quarantined]:
 
     image = depth_to_uint8(depth, bounds.z0, bounds.z1)  # (S, S) uint8
     if not image.any():
-        return [Quarantined(item.path, (
-            f"no depth pixel within the {item.cube_mm:g} mm cube around PALM_3 (depth {bounds.z0:g}..{bounds.z1:g} mm"
-            f"{', after masking by synthdepth' if item.mask_path else ''})"))]
+        return [
+            Quarantined(
+                item.path,
+                (
+                    f"no depth pixel within the {item.cube_mm:g} mm cube around PALM_3 "
+                    f"(depth {bounds.z0:g}..{bounds.z1:g} mm"
+                    f"{', after masking by synthdepth' if item.mask_path else ''})"
+                ),
+            )
+        ]
 
     joints = uvd_to_crop(uvd[list(NYU_EVAL_JOINTS)], bounds, item.size)  # (14, 3) crop px, crop px, mm
     labels = dict(zip(LABEL_NAMES, (float(x) for x in joints.reshape(-1))))
     com = uvd[NYU_CROP_CENTRE_JOINT]
     metadata: dict[str, float | str] = {
-        "kind": item.kind, "kinect": item.kinect, "frame": item.frame,
-        "com_u": float(com[0]), "com_v": float(com[1]), "com_z": float(com[2]), "cube_mm": item.cube_mm,
-        "crop_u0": bounds.u0, "crop_u1": bounds.u1, "crop_v0": bounds.v0, "crop_v1": bounds.v1,
-        "crop_z0": bounds.z0, "crop_z1": bounds.z1,
+        "kind": item.kind,
+        "kinect": item.kinect,
+        "frame": item.frame,
+        "com_u": float(com[0]),
+        "com_v": float(com[1]),
+        "com_z": float(com[2]),
+        "cube_mm": item.cube_mm,
+        "crop_u0": bounds.u0,
+        "crop_u1": bounds.u1,
+        "crop_v0": bounds.v0,
+        "crop_v1": bounds.v1,
+        "crop_z0": bounds.z0,
+        "crop_z1": bounds.z1,
     }
     if item.mask_path is not None:
         metadata["mask"] = item.mask_path

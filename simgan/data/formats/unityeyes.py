@@ -150,8 +150,9 @@ def _parse_label(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[st
     if not np.isfinite(look).all():
         raise _Bad(path, f"eye_details.look_vec contains NaN or infinity: {details['look_vec']!r}")
     if abs(norm - 1.0) > LOOK_VEC_NORM_TOLERANCE:
-        raise _Bad(path, f"eye_details.look_vec has norm {norm:.4f}; "
-                         f"expected a unit vector (±{LOOK_VEC_NORM_TOLERANCE})")
+        raise _Bad(
+            path, f"eye_details.look_vec has norm {norm:.4f}; expected a unit vector (±{LOOK_VEC_NORM_TOLERANCE})"
+        )
     interior = _points(label, "interior_margin_2d", 16, path)
     caruncle = _points(label, "caruncle_2d", None, path)
     return look, interior, caruncle, _head_pose(label.get("head_pose"))
@@ -170,16 +171,21 @@ def _head_pose(text) -> dict[str, float]:
     return {"head_pitch_deg": float(pitch - 360.0 if pitch > 180.0 else pitch), "head_yaw_deg": float(yaw - 180.0)}
 
 
-def crop_box(interior: np.ndarray, caruncle: np.ndarray,
-             output_size: tuple[int, int]) -> tuple[float, float, float, float]:
+def crop_box(
+    interior: np.ndarray, caruncle: np.ndarray, output_size: tuple[int, int]
+) -> tuple[float, float, float, float]:
     """Landmarks in image pixels (y down) -> (left, top, right, bottom) of the eye crop in the same pixels."""
     height, width = output_size
     eye_width = EYE_WIDTH_FACTOR * abs(float(caruncle[:, 0].mean()) - float(interior[8, 0]))
     centre_x = (interior[:, 0].min() + interior[:, 0].max()) / 2
     centre_y = (interior[:, 1].min() + interior[:, 1].max()) / 2
     eye_height = eye_width * height / width
-    return (float(centre_x - eye_width / 2), float(centre_y - eye_height / 2),
-            float(centre_x + eye_width / 2), float(centre_y + eye_height / 2))
+    return (
+        float(centre_x - eye_width / 2),
+        float(centre_y - eye_height / 2),
+        float(centre_x + eye_width / 2),
+        float(centre_y + eye_height / 2),
+    )
 
 
 def landmark_misfit(interior: np.ndarray, caruncle: np.ndarray, width: int, height: int) -> str | None:
@@ -224,8 +230,9 @@ def _draft_scale(box_width: float, output_width: int) -> int:
     return next(scale for scale in DRAFT_SCALES if box_width / scale >= output_width or scale == 1)
 
 
-def _crop(image_path: str, interior: np.ndarray, caruncle: np.ndarray,
-          size: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int]]:
+def _crop(
+    image_path: str, interior: np.ndarray, caruncle: np.ndarray, size: tuple[int, int]
+) -> tuple[np.ndarray, tuple[int, int]]:
     """Decode (reduced, grayscale) and crop -> (uint8 (h, w) crop, (W, H) of the full render)."""
     try:
         with Image.open(image_path) as image:
@@ -237,8 +244,12 @@ def _crop(image_path: str, interior: np.ndarray, caruncle: np.ndarray,
             if not (np.isfinite(box).all() and box_width >= 1.0):
                 raise _Bad(image_path, f"eye width from the corner landmarks is {box_width:.2f} px; expected ≥ 1 px")
             if box[0] < 0 or box[1] < 0 or box[2] > full_width or box[3] > full_height:
-                raise _Bad(image_path, "eye crop ({:.1f}, {:.1f})-({:.1f}, {:.1f}) leaves the {}×{} image".format(
-                    *box, full_width, full_height))
+                raise _Bad(
+                    image_path,
+                    "eye crop ({:.1f}, {:.1f})-({:.1f}, {:.1f}) leaves the {}×{} image".format(
+                        *box, full_width, full_height
+                    ),
+                )
             misfit = landmark_misfit(interior, caruncle, full_width, full_height)
             if misfit is not None:
                 raise _Bad(image_path, misfit)
@@ -265,7 +276,12 @@ def read(item: UnityEyesItem) -> list[Sample | Quarantined]:
         return [Quarantined(bad.source, bad.reason)]
     gaze = geometry.gaze_from_unity_look_vec(look)
     pitch, yaw = geometry.pitch_yaw_from_gaze(gaze)
-    labels = {"gaze_x": float(gaze[0]), "gaze_y": float(gaze[1]), "gaze_z": float(gaze[2]),
-              "pitch_rad": float(pitch), "yaw_rad": float(yaw)}
+    labels = {
+        "gaze_x": float(gaze[0]),
+        "gaze_y": float(gaze[1]),
+        "gaze_z": float(gaze[2]),
+        "pitch_rad": float(pitch),
+        "yaw_rad": float(yaw),
+    }
     metadata = {**metadata, "render_width": full_width, "render_height": full_height}
     return [Sample(id=item.stem, source=item.image, image=pixels, labels=labels, metadata=metadata)]

@@ -69,10 +69,24 @@ class Profile:
 
 
 PROFILES = {
-    "default": Profile(gaze_synthetic=5000, persons=15, samples_per_person=200, max_days=6, evaluation_lines=100,
-                       hand_synthetic=1000, hand_real=1000),
-    "tiny": Profile(gaze_synthetic=24, persons=3, samples_per_person=8, max_days=3, evaluation_lines=6,
-                    hand_synthetic=6, hand_real=6),
+    "default": Profile(
+        gaze_synthetic=5000,
+        persons=15,
+        samples_per_person=200,
+        max_days=6,
+        evaluation_lines=100,
+        hand_synthetic=1000,
+        hand_real=1000,
+    ),
+    "tiny": Profile(
+        gaze_synthetic=24,
+        persons=3,
+        samples_per_person=8,
+        max_days=3,
+        evaluation_lines=6,
+        hand_synthetic=6,
+        hand_real=6,
+    ),
 }
 
 _EYE_CHUNK, _HAND_CHUNK = 250, 40
@@ -124,8 +138,11 @@ def _remove_stale(folder: Path, pattern: str, keep: set[str]) -> None:
 
 def _clean(root: Path, profile: Profile, day_sizes: list[list[int]]) -> None:
     gaze_synthetic = root / "gaze" / "synthetic"
-    _remove_stale(gaze_synthetic, r"\d+\.(jpg|json)",
-                  {f"{i}.{ext}" for i in range(1, profile.gaze_synthetic + 1) for ext in ("jpg", "json")})
+    _remove_stale(
+        gaze_synthetic,
+        r"\d+\.(jpg|json)",
+        {f"{i}.{ext}" for i in range(1, profile.gaze_synthetic + 1) for ext in ("jpg", "json")},
+    )
     normalized = root / "gaze" / "real" / "Data" / "Normalized"
     if normalized.is_dir():
         for person_folder in normalized.iterdir():
@@ -137,8 +154,11 @@ def _clean(root: Path, profile: Profile, day_sizes: list[list[int]]) -> None:
             _remove_stale(person_folder, r"day\d\d\.mat", {f"day{d:02d}.mat" for d in range(1, days + 1)})
             if days == 0 and not any(person_folder.iterdir()):
                 person_folder.rmdir()
-    _remove_stale(root / "gaze" / "real" / "Evaluation Subset" / "sample list for eye image", r"p\d\d\.txt",
-                  {f"p{p:02d}.txt" for p in range(profile.persons)})
+    _remove_stale(
+        root / "gaze" / "real" / "Evaluation Subset" / "sample list for eye image",
+        r"p\d\d\.txt",
+        {f"p{p:02d}.txt" for p in range(profile.persons)},
+    )
     for domain, count in (("synthetic", profile.hand_synthetic), ("real", profile.hand_real)):
         keep = {f"{kind}_1_{i:07d}.png" for i in range(1, count + 1) for kind in ("synthdepth", "depth")}
         if domain == "synthetic":
@@ -178,12 +198,17 @@ def simulate(root: Path, profile: str = "default", seed: int = 0, workers: int |
     gaze_synthetic, gaze_real = root / "gaze" / "synthetic", root / "gaze" / "real"
     hand_folders = {"synthetic": root / "hand" / "synthetic", "real": root / "hand" / "real"}
     # the slowest tasks first, so that the pool ends together
-    tasks: list[tuple] = [("hand_real", str(hand_folders["real"]), seed, "real", a, b)
-                          for a, b in _chunks(plan.hand_real, _HAND_CHUNK)]
-    tasks += [("gaze_real", str(gaze_real), seed, person, days, plan.evaluation_lines)
-              for person, days in enumerate(day_sizes)]
-    tasks += [("hand_synthetic", str(hand_folders["synthetic"]), seed, "synthetic", a, b)
-              for a, b in _chunks(plan.hand_synthetic, _HAND_CHUNK)]
+    tasks: list[tuple] = [
+        ("hand_real", str(hand_folders["real"]), seed, "real", a, b) for a, b in _chunks(plan.hand_real, _HAND_CHUNK)
+    ]
+    tasks += [
+        ("gaze_real", str(gaze_real), seed, person, days, plan.evaluation_lines)
+        for person, days in enumerate(day_sizes)
+    ]
+    tasks += [
+        ("hand_synthetic", str(hand_folders["synthetic"]), seed, "synthetic", a, b)
+        for a, b in _chunks(plan.hand_synthetic, _HAND_CHUNK)
+    ]
     tasks += [("gaze_synthetic", str(gaze_synthetic), seed, a, b) for a, b in _chunks(plan.gaze_synthetic, _EYE_CHUNK)]
     for folder in (gaze_synthetic, gaze_real, *hand_folders.values()):
         folder.mkdir(parents=True, exist_ok=True)
@@ -219,5 +244,12 @@ def simulate(root: Path, profile: str = "default", seed: int = 0, workers: int |
         "hand_synthetic": plan.hand_synthetic,
         "hand_real": plan.hand_real,
     }
-    return {"profile": profile, "seed": seed, "root": str(root), "workers": workers, "counts": counts,
-            "seconds": {k: round(v, 3) for k, v in seconds.items()}, "bytes": _folder_bytes(root)}
+    return {
+        "profile": profile,
+        "seed": seed,
+        "root": str(root),
+        "workers": workers,
+        "counts": counts,
+        "seconds": {k: round(v, 3) for k, v in seconds.items()},
+        "bytes": _folder_bytes(root),
+    }

@@ -86,13 +86,23 @@ _REAL_SUPERSAMPLE = 2
 STREAM_SYNTHETIC_EYE, STREAM_PERSON, STREAM_DAY, STREAM_REAL_EYE, STREAM_EVAL = 11, 12, 13, 14, 15
 
 IRIS_TEXTURES = {  # name -> RGB of the iris' mid tone
-    "eyeball_amber": (150, 105, 45), "eyeball_blue": (75, 110, 150), "eyeball_brown": (95, 60, 35),
-    "eyeball_darkbrown": (55, 38, 28), "eyeball_green": (85, 115, 70), "eyeball_grey": (115, 120, 125),
+    "eyeball_amber": (150, 105, 45),
+    "eyeball_blue": (75, 110, 150),
+    "eyeball_brown": (95, 60, 35),
+    "eyeball_darkbrown": (55, 38, 28),
+    "eyeball_green": (85, 115, 70),
+    "eyeball_grey": (115, 120, 125),
 }
 SKIN_TEXTURES = {  # name -> RGB skin tone
-    "f01_color": (232, 190, 165), "f02_color": (214, 165, 135), "f03_color": (190, 140, 105),
-    "f04_color": (150, 100, 70), "f05_color": (105, 70, 50), "m01_color": (225, 180, 150),
-    "m02_color": (205, 155, 120), "m03_color": (175, 125, 90), "m04_color": (135, 90, 62),
+    "f01_color": (232, 190, 165),
+    "f02_color": (214, 165, 135),
+    "f03_color": (190, 140, 105),
+    "f04_color": (150, 100, 70),
+    "f05_color": (105, 70, 50),
+    "m01_color": (225, 180, 150),
+    "m02_color": (205, 155, 120),
+    "m03_color": (175, 125, 90),
+    "m04_color": (135, 90, 62),
     "m05_color": (95, 62, 45),
 }
 SKYBOX_TEXTURES = ("bergen_2k", "cape_hill_2k", "garden_2k", "office_2k", "studio_2k")
@@ -123,19 +133,34 @@ class EyeShape:
     brow: float = 2.2
 
 
-SHAPE_MEANS = {"upper_open": 0.72, "lower_open": 0.32, "inner_x": -0.95, "outer_x": 1.15, "inner_y": 0.12,
-               "outer_y": 0.05, "upper_peak": 0.455, "lower_peak": 0.55, "crease": 0.3, "brow": 2.2}
+SHAPE_MEANS = {
+    "upper_open": 0.72,
+    "lower_open": 0.32,
+    "inner_x": -0.95,
+    "outer_x": 1.15,
+    "inner_y": 0.12,
+    "outer_y": 0.05,
+    "upper_peak": 0.455,
+    "lower_peak": 0.55,
+    "crease": 0.3,
+    "brow": 2.2,
+}
 
 
 def random_shape(rng: np.random.Generator) -> dict[str, float]:
     """Shape parameters of one eye (the EyeShape fields after the pose)."""
     m = SHAPE_MEANS
     return {
-        "inner_x": rng.normal(m["inner_x"], 0.06), "outer_x": rng.normal(m["outer_x"], 0.07),
-        "inner_y": rng.normal(m["inner_y"], 0.04), "outer_y": rng.normal(m["outer_y"], 0.06),
-        "upper_open": rng.normal(m["upper_open"], 0.07), "lower_open": rng.normal(m["lower_open"], 0.04),
-        "upper_peak": rng.uniform(0.36, 0.55), "lower_peak": rng.uniform(0.45, 0.65),
-        "crease": rng.uniform(0.2, 0.4), "brow": rng.uniform(1.9, 2.5),
+        "inner_x": rng.normal(m["inner_x"], 0.06),
+        "outer_x": rng.normal(m["outer_x"], 0.07),
+        "inner_y": rng.normal(m["inner_y"], 0.04),
+        "outer_y": rng.normal(m["outer_y"], 0.06),
+        "upper_open": rng.normal(m["upper_open"], 0.07),
+        "lower_open": rng.normal(m["lower_open"], 0.04),
+        "upper_peak": rng.uniform(0.36, 0.55),
+        "lower_peak": rng.uniform(0.45, 0.65),
+        "crease": rng.uniform(0.2, 0.4),
+        "brow": rng.uniform(1.9, 2.5),
     }
 
 
@@ -163,8 +188,12 @@ class EyeGeometry:
         t = np.asarray(t, dtype=np.float64)
         x = self.xi + (self.xo - self.xi) * t
         base = self.yi + (self.yo - self.yi) * np.clip(t, 0, 1)
-        return (x, base, base - self.upper * _bump(t, self.shape.upper_peak),
-                base + self.lower * _bump(t, self.shape.lower_peak))
+        return (
+            x,
+            base,
+            base - self.upper * _bump(t, self.shape.upper_peak),
+            base + self.lower * _bump(t, self.shape.lower_peak),
+        )
 
     @property
     def iris_centre(self) -> np.ndarray:
@@ -264,9 +293,20 @@ def layers(geometry: EyeGeometry, xs: np.ndarray, ys: np.ndarray, px_per_unit: f
     below_upper = np.where((t > 0) & (t < 1), ys - up, 9.0)
     crease_y = up - s.crease * np.clip(4 * t * (1 - t), 0, 1) ** 0.5
     brow_y = brow_line(s, xs)
-    return {"t": t, "up": up, "lo": lo, "opening": opening, "iris": iris, "pupil": pupil, "iris_q": q,
-            "iris_angle": angle, "caruncle": caruncle, "below_upper": below_upper, "crease_y": crease_y,
-            "brow_y": brow_y}
+    return {
+        "t": t,
+        "up": up,
+        "lo": lo,
+        "opening": opening,
+        "iris": iris,
+        "pupil": pupil,
+        "iris_q": q,
+        "iris_angle": angle,
+        "caruncle": caruncle,
+        "below_upper": below_upper,
+        "crease_y": crease_y,
+        "brow_y": brow_y,
+    }
 
 
 # ------------------------------------------------------------------------------------ synthetic
@@ -293,7 +333,7 @@ def unityeyes_dumps(value, indent: int = 0) -> str:
     """SimpleJSON ToJSON(0) layout, as in the real UnityEyes label files (no trailing newline)."""
     pad = " " * (indent + 2)
     if isinstance(value, dict):
-        body = ", \n".join(f'{pad}{json.dumps(k)}: {unityeyes_dumps(v, indent + 2)}' for k, v in value.items())
+        body = ", \n".join(f"{pad}{json.dumps(k)}: {unityeyes_dumps(v, indent + 2)}" for k, v in value.items())
         return "{ \n" + body + "\n" + pad + "}"
     if isinstance(value, (list, tuple)):
         body = ", \n".join(pad + unityeyes_dumps(v, indent + 2) for v in value)
@@ -329,25 +369,42 @@ def sample_synthetic_eye(seed: int, index: int) -> SyntheticEye:
     pupil_size = float(np.clip(rng.normal() / 5, -0.45, 0.45))
     iris_size = float(rng.uniform(0.9, 1.0))
     shape_values = random_shape(rng)
-    shape = EyeShape(pitch=float(pitch), yaw=float(yaw), head_pitch=float(head_pitch), head_yaw=float(head_yaw),
-                     iris_radius=0.56 * iris_size, pupil_fraction=0.4 + 0.35 * pupil_size, **shape_values)
+    shape = EyeShape(
+        pitch=float(pitch),
+        yaw=float(yaw),
+        head_pitch=float(head_pitch),
+        head_yaw=float(head_yaw),
+        iris_radius=0.56 * iris_size,
+        pupil_fraction=0.4 + 0.35 * pupil_size,
+        **shape_values,
+    )
     pca = [(shape_values[k] - SHAPE_MEANS[k]) * 0.1 for k in SHAPE_MEANS]
     pca += list(rng.normal(0, 0.004, 9)) + [float(rng.normal()) * 1e-17]
     light_rotation = (round(float(rng.uniform(15, 55)), 1), round(float(rng.uniform(0, 360)), 1), 0.0)
     return SyntheticEye(
-        shape=shape, pupil_size=pupil_size, iris_size=iris_size,
-        iris_texture=str(rng.choice(sorted(IRIS_TEXTURES))), skin_texture=str(rng.choice(sorted(SKIN_TEXTURES))),
-        skybox_texture=str(rng.choice(SKYBOX_TEXTURES)), skybox_exposure=float(rng.uniform(0.8, 1.3)),
-        skybox_rotation=int(rng.integers(0, 360)), ambient_intensity=float(rng.uniform(0.8, 1.25)),
-        light_rotation=light_rotation, light_intensity=float(rng.uniform(0.6, 1.2)), pca=tuple(pca),
-        camera_distance=float(rng.uniform(9.6, 10.4)))
+        shape=shape,
+        pupil_size=pupil_size,
+        iris_size=iris_size,
+        iris_texture=str(rng.choice(sorted(IRIS_TEXTURES))),
+        skin_texture=str(rng.choice(sorted(SKIN_TEXTURES))),
+        skybox_texture=str(rng.choice(SKYBOX_TEXTURES)),
+        skybox_exposure=float(rng.uniform(0.8, 1.3)),
+        skybox_rotation=int(rng.integers(0, 360)),
+        ambient_intensity=float(rng.uniform(0.8, 1.25)),
+        light_rotation=light_rotation,
+        light_intensity=float(rng.uniform(0.6, 1.2)),
+        pca=tuple(pca),
+        camera_distance=float(rng.uniform(9.6, 10.4)),
+    )
 
 
 def _pixel_grid(height: int, width: int, centre_px, px_per_unit: float, origin_units=(0.0, 0.0)):
     """R-unit coordinates of pixel centres."""
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
-    return ((xs + 0.5 - centre_px[0]) / px_per_unit + origin_units[0],
-            (ys + 0.5 - centre_px[1]) / px_per_unit + origin_units[1])
+    return (
+        (xs + 0.5 - centre_px[0]) / px_per_unit + origin_units[0],
+        (ys + 0.5 - centre_px[1]) / px_per_unit + origin_units[1],
+    )
 
 
 def render_synthetic(eye: SyntheticEye) -> tuple[np.ndarray, EyeGeometry]:
@@ -358,10 +415,10 @@ def render_synthetic(eye: SyntheticEye) -> tuple[np.ndarray, EyeGeometry]:
     brightness = 0.55 + 0.2 * eye.ambient_intensity + 0.2 * eye.light_intensity * eye.skybox_exposure
     light = math.radians(eye.light_rotation[1])
     shading = 1 + 0.05 * (math.cos(light) * xs + math.sin(light) * ys)
-    socket = 1 - 0.10 * np.exp(-((xs - 0.1) / 2.0) ** 2 - ((ys + 0.2) / 1.2) ** 2)
+    socket = 1 - 0.10 * np.exp(-(((xs - 0.1) / 2.0) ** 2) - ((ys + 0.2) / 1.2) ** 2)
     brow_y = brow_line(eye.shape, xs)
     brow_window = 1 / (1 + np.exp(-(1.8 - np.abs(xs - 0.25 - head_shift(eye.shape)[0])) * 4))
-    brow = 1 - 0.35 * np.exp(-((ys - brow_y) / 0.25) ** 2) * brow_window
+    brow = 1 - 0.35 * np.exp(-(((ys - brow_y) / 0.25) ** 2)) * brow_window
     image = np.asarray(SKIN_TEXTURES[eye.skin_texture], np.float64) * (brightness * shading * socket * brow)[..., None]
     # the eye itself, in a window around the lids
     outline = np.concatenate([geometry.interior_margin(), geometry.caruncle()])
@@ -371,13 +428,13 @@ def render_synthetic(eye: SyntheticEye) -> tuple[np.ndarray, EyeGeometry]:
     rows = slice(max(0, int(y0 * r + half_h)), min(SYNTHETIC_HEIGHT, int(y1 * r + half_h) + 2))
     cols = slice(max(0, int(x0 * r + half_w)), min(SYNTHETIC_WIDTH, int(x1 * r + half_w) + 2))
     L = layers(geometry, xs[rows, cols], ys[rows, cols], r)
-    crease = 1 - 0.18 * np.exp(-((ys[rows, cols] - L["crease_y"]) / 0.07) ** 2) * (L["below_upper"] < 9)
-    margin = 1 - 0.30 * np.exp(-(L["below_upper"] / 0.05) ** 2)
+    crease = 1 - 0.18 * np.exp(-(((ys[rows, cols] - L["crease_y"]) / 0.07) ** 2)) * (L["below_upper"] < 9)
+    margin = 1 - 0.30 * np.exp(-((L["below_upper"] / 0.05) ** 2))
     lid_shadow = (1 - 0.18 * np.exp(-np.clip(L["below_upper"], 0, None) / 0.15))[..., None]
     sclera = np.array([238.0, 232, 226]) * min(brightness, 1.05) * lid_shadow
     iris_tone = np.asarray(IRIS_TEXTURES[eye.iris_texture], np.float64)
     q = np.clip(L["iris_q"], 0, 1)[..., None]
-    iris = iris_tone * (1.25 - 0.45 * q ** 2) * (1 - 0.35 * np.clip((q - 0.82) / 0.18, 0, 1)) * lid_shadow
+    iris = iris_tone * (1.25 - 0.45 * q**2) * (1 - 0.35 * np.clip((q - 0.82) / 0.18, 0, 1)) * lid_shadow
     pupil = np.array([12.0, 11, 12])
     window = image[rows, cols] * (crease * margin)[..., None]
     window = window + (sclera - window) * L["opening"][..., None]
@@ -400,7 +457,7 @@ def unityeyes_record(eye: SyntheticEye, geometry: EyeGeometry) -> dict:
         return [_tuple(p) for p in np.stack([x, y_up, z], 1)]
 
     def lid_depth(points: np.ndarray) -> np.ndarray:
-        return -np.sqrt(np.clip(1.15 ** 2 - (points ** 2).sum(1), 0.05, None))
+        return -np.sqrt(np.clip(1.15**2 - (points**2).sum(1), 0.05, None))
 
     margin, caruncle, iris = geometry.interior_margin(), geometry.caruncle(), geometry.iris_ring()
     look = unity_look_vec_from_gaze(geometry.gaze)
@@ -445,8 +502,8 @@ def write_synthetic(folder: Path, seed: int, indices: range) -> int:
         image, geometry = render_synthetic(eye)
         data = _jpeg(image, 92)
         text = unityeyes_dumps(unityeyes_record(eye, geometry)).encode()
-        atomic_write(folder / f"{index}.jpg", lambda handle: handle.write(data))
-        atomic_write(folder / f"{index}.json", lambda handle: handle.write(text))
+        atomic_write(folder / f"{index}.jpg", lambda handle, data=data: handle.write(data))
+        atomic_write(folder / f"{index}.json", lambda handle, text=text: handle.write(text))
     return len(indices)
 
 
@@ -486,21 +543,47 @@ def make_person(seed: int, index: int) -> Person:
     grain /= grain.std() + 1e-9
     count = int(rng.integers(30, 70))
     t = np.sort(rng.uniform(0.08, 1.0, count))
-    lashes = np.stack([t, (t - 0.3) * 1.3 + rng.normal(0, 0.12, count), rng.uniform(0.18, 0.42, count)
-                       * rng.uniform(0.8, 1.3), rng.uniform(0.012, 0.025, count)], 1)
+    lashes = np.stack(
+        [
+            t,
+            (t - 0.3) * 1.3 + rng.normal(0, 0.12, count),
+            rng.uniform(0.18, 0.42, count) * rng.uniform(0.8, 1.3),
+            rng.uniform(0.012, 0.025, count),
+        ],
+        1,
+    )
     lower_count = int(rng.integers(6, 16))
     t_low = np.sort(rng.uniform(0.3, 1.0, lower_count))
-    lower = np.stack([t_low, np.pi - (t_low - 0.4) * 1.0 + rng.normal(0, 0.15, lower_count),
-                      rng.uniform(0.08, 0.18, lower_count), rng.uniform(0.012, 0.022, lower_count)], 1)
+    lower = np.stack(
+        [
+            t_low,
+            np.pi - (t_low - 0.4) * 1.0 + rng.normal(0, 0.15, lower_count),
+            rng.uniform(0.08, 0.18, lower_count),
+            rng.uniform(0.012, 0.022, lower_count),
+        ],
+        1,
+    )
     return Person(
-        index=index, shape=random_shape(rng), skin=float(rng.uniform(85, 190)), sclera=float(rng.uniform(150, 215)),
-        iris=float(rng.uniform(25, 95)), brow_dark=float(rng.uniform(0.3, 0.75)), texture=texture, grain=grain,
-        lashes=lashes, lower_lashes=lower, lash_dark=float(rng.uniform(0.45, 0.85)),
-        glasses=bool(rng.random() < 0.25), pitch_mean=float(rng.uniform(-13, -5)),
+        index=index,
+        shape=random_shape(rng),
+        skin=float(rng.uniform(85, 190)),
+        sclera=float(rng.uniform(150, 215)),
+        iris=float(rng.uniform(25, 95)),
+        brow_dark=float(rng.uniform(0.3, 0.75)),
+        texture=texture,
+        grain=grain,
+        lashes=lashes,
+        lower_lashes=lower,
+        lash_dark=float(rng.uniform(0.45, 0.85)),
+        glasses=bool(rng.random() < 0.25),
+        pitch_mean=float(rng.uniform(-13, -5)),
         yaw_scale=float(rng.uniform(0.8, 1.0)),
-        head_mean=(float(rng.uniform(-6, 6)), float(rng.uniform(-8, 8))), jpeg_quality=int(rng.integers(30, 80)),
-        resolution=float(rng.uniform(0.55, 1.0)), noise=float(rng.uniform(2.0, 6.0)),
-        wrinkles=(float(rng.uniform(0.0, 0.25)), float(rng.uniform(0.45, 0.7))))
+        head_mean=(float(rng.uniform(-6, 6)), float(rng.uniform(-8, 8))),
+        jpeg_quality=int(rng.integers(30, 80)),
+        resolution=float(rng.uniform(0.55, 1.0)),
+        noise=float(rng.uniform(2.0, 6.0)),
+        wrinkles=(float(rng.uniform(0.0, 0.25)), float(rng.uniform(0.45, 0.7))),
+    )
 
 
 @dataclass(frozen=True)
@@ -522,10 +605,15 @@ def make_day(seed: int, person: int, day: int) -> Day:
         gain *= 0.45  # a dark evening
     elif extreme < 0.16:
         gain *= 1.8  # a sunlit, over-exposed day
-    return Day(gain=gain, gamma=float(rng.uniform(0.8, 1.25)), gradient=float(rng.uniform(0.0, 0.5)),
-               gradient_angle=float(rng.uniform(0, 2 * np.pi)),
-               glint=(float(rng.uniform(-0.3, 0.3)), float(rng.uniform(-0.35, 0.0))),
-               second_glint=bool(rng.random() < 0.3), blur=float(rng.uniform(0.3, 0.9)))
+    return Day(
+        gain=gain,
+        gamma=float(rng.uniform(0.8, 1.25)),
+        gradient=float(rng.uniform(0.0, 0.5)),
+        gradient_angle=float(rng.uniform(0, 2 * np.pi)),
+        glint=(float(rng.uniform(-0.3, 0.3)), float(rng.uniform(-0.35, 0.0))),
+        second_glint=bool(rng.random() < 0.3),
+        blur=float(rng.uniform(0.3, 0.9)),
+    )
 
 
 def _sample_grid(field: np.ndarray, xs: np.ndarray, ys: np.ndarray, half_x: float = 3.5, half_y: float = 2.6):
@@ -571,12 +659,19 @@ def equalize_histogram(image: np.ndarray) -> np.ndarray:
     return lut[image]
 
 
-REAL_FACTORS = frozenset({"skin", "eye", "lashes", "glasses", "glints", "illumination", "defocus", "camera", "jpeg",
-                          "equalisation"})
+REAL_FACTORS = frozenset(
+    {"skin", "eye", "lashes", "glasses", "glints", "illumination", "defocus", "camera", "jpeg", "equalisation"}
+)
 
 
-def render_real(person: Person, day: Day, shape: EyeShape, rng: np.random.Generator, mirror: bool,
-                factors: frozenset[str] = REAL_FACTORS) -> np.ndarray:
+def render_real(
+    person: Person,
+    day: Day,
+    shape: EyeShape,
+    rng: np.random.Generator,
+    mirror: bool,
+    factors: frozenset[str] = REAL_FACTORS,
+) -> np.ndarray:
     """One 36×60 uint8 "real" left-eye image (mirror=True: rendered for the right eye, before the flip).
 
     factors: the appearance factors to apply (module docstring; names in REAL_FACTORS), all by default;
@@ -602,17 +697,18 @@ def render_real(person: Person, day: Day, shape: EyeShape, rng: np.random.Genera
     # 1. skin: tone, person texture, wrinkles, hairy brow (else a flat tone and a soft brow, as synthetic)
     skin_tone = person.skin
     if "skin" in factors:
-        skin = skin_tone * (1 + 0.06 * _sample_grid(person.texture, sign * xs, ys)
-                            + 0.025 * _sample_grid(person.grain, sign * xs, ys))
+        skin = skin_tone * (
+            1 + 0.06 * _sample_grid(person.texture, sign * xs, ys) + 0.025 * _sample_grid(person.grain, sign * xs, ys)
+        )
         wrinkle_depth, wrinkle_at = person.wrinkles
         wrinkle_y = L["lo"] + wrinkle_at * np.clip(4 * L["t"] * (1 - L["t"]), 0, 1)
-        skin *= 1 - wrinkle_depth * np.exp(-((ys - wrinkle_y) / 0.05) ** 2) * ((L["t"] > 0.1) & (L["t"] < 0.95))
+        skin *= 1 - wrinkle_depth * np.exp(-(((ys - wrinkle_y) / 0.05) ** 2)) * ((L["t"] > 0.1) & (L["t"] < 0.95))
         brow_hairs = 0.6 + 0.4 * np.sin(40 * xs + 6 * ys + person.index) ** 2
-        skin *= 1 - person.brow_dark * brow_hairs * np.exp(-((ys - L["brow_y"]) / 0.3) ** 2)
+        skin *= 1 - person.brow_dark * brow_hairs * np.exp(-(((ys - L["brow_y"]) / 0.3) ** 2))
     else:
-        skin = np.full_like(xs, skin_tone) * (1 - 0.35 * np.exp(-((ys - L["brow_y"]) / 0.25) ** 2))
-    skin *= 1 - 0.25 * np.exp(-((ys - L["crease_y"]) / 0.06) ** 2) * (L["below_upper"] < 9)
-    skin *= 1 - 0.35 * np.exp(-(L["below_upper"] / 0.05) ** 2)
+        skin = np.full_like(xs, skin_tone) * (1 - 0.35 * np.exp(-(((ys - L["brow_y"]) / 0.25) ** 2)))
+    skin *= 1 - 0.25 * np.exp(-(((ys - L["crease_y"]) / 0.06) ** 2)) * (L["below_upper"] < 9)
+    skin *= 1 - 0.35 * np.exp(-((L["below_upper"] / 0.05) ** 2))
     # 2. eyeball: sclera with veins and a strong upper-lid shadow, streaky iris, limbal ring (else flat)
     below = np.clip(L["below_upper"], 0, None)
     q = np.clip(L["iris_q"], 0, 1)
@@ -624,7 +720,7 @@ def render_real(person: Person, day: Day, shape: EyeShape, rng: np.random.Genera
     else:
         shadow = 1 - 0.18 * np.exp(-below / 0.15)
         sclera = 225.0 * shadow
-        iris = 90.0 * (1.25 - 0.45 * q ** 2) * (1 - 0.35 * np.clip((q - 0.82) / 0.18, 0, 1)) * shadow
+        iris = 90.0 * (1.25 - 0.45 * q**2) * (1 - 0.35 * np.clip((q - 0.82) / 0.18, 0, 1)) * shadow
     image = skin
     image = image + (sclera - image) * L["opening"]
     image = image + (iris - image) * L["iris"]
@@ -637,11 +733,17 @@ def render_real(person: Person, day: Day, shape: EyeShape, rng: np.random.Genera
         if day.second_glint:
             glints.append((sign * (day.glint[0] + 0.18), day.glint[1] + 0.05, *glint_draws[2:]))
         for gx, gy, radius, strength in glints:
-            spot = np.exp(-((xs - centre[0] - gx * shape.iris_radius * 2) ** 2
-                            + (ys - centre[1] - gy * shape.iris_radius * 2) ** 2) / (2 * radius ** 2))
+            spot = np.exp(
+                -(
+                    (xs - centre[0] - gx * shape.iris_radius * 2) ** 2
+                    + (ys - centre[1] - gy * shape.iris_radius * 2) ** 2
+                )
+                / (2 * radius**2)
+            )
             image = image + strength * spot * L["opening"]
     # 3. eyelashes along the upper lid (and a few on the lower lid)
     if "lashes" in factors:
+
         def lash_segments(lashes, lid):
             x, _, up, lo = geometry.lids(lashes[:, 0])
             starts = np.stack([x, up if lid == "upper" else lo], 1)
@@ -656,7 +758,7 @@ def render_real(person: Person, day: Day, shape: EyeShape, rng: np.random.Genera
     if person.glasses and "glasses" in factors:
         rim_y = (1.25 if person.index % 2 else -1.6) + 0.1 * xs + rim_offset
         image = image * 0.88 + 12
-        image = image * (1 - 0.6 * np.exp(-((ys - rim_y) / 0.12) ** 4))
+        image = image * (1 - 0.6 * np.exp(-(((ys - rim_y) / 0.12) ** 4)))
         rx, ry, strength = reflection
         image = image + strength * np.exp(-((xs - rx) ** 2 / 0.6 + (ys - ry) ** 2 / 0.15))
     # 6. illumination: gamma, gain (clipping on extreme days), directional gradient
@@ -673,8 +775,9 @@ def render_real(person: Person, day: Day, shape: EyeShape, rng: np.random.Genera
         size = (max(16, round(REAL_WIDTH * person.resolution)), max(10, round(REAL_HEIGHT * person.resolution)))
     else:
         size = (REAL_WIDTH * s, REAL_HEIGHT * s)
-    camera = np.asarray(Image.fromarray(np.clip(image, 0, None).astype(np.float32))
-                        .resize(size, Image.Resampling.BOX), dtype=np.float64)
+    camera = np.asarray(
+        Image.fromarray(np.clip(image, 0, None).astype(np.float32)).resize(size, Image.Resampling.BOX), dtype=np.float64
+    )
     if "camera" in factors:
         noise = np.random.default_rng(noise_seed).normal(0, 1, camera.shape)
         camera = camera + noise * np.sqrt((person.noise * noise_jitter) ** 2 + 0.15 * camera)
@@ -743,16 +846,23 @@ def write_person(root: Path, seed: int, person_index: int, days: list[int], eval
             head_pitch = person.head_mean[0] + sample_rng.normal(0, 5)
             head_yaw = person.head_mean[1] + sample_rng.normal(0, 7)
             pupil = float(np.clip(0.4 + sample_rng.normal(0, 0.06), 0.25, 0.55))
-            jitter = {k: v + sample_rng.normal(0, 0.015) for k, v in person.shape.items()
-                      if k in ("upper_open", "lower_open")}
+            jitter = {
+                k: v + sample_rng.normal(0, 0.015) for k, v in person.shape.items() if k in ("upper_open", "lower_open")
+            }
             for side, yaw_eye, mirror in (("left", yaw + vergence / 2, False), ("right", yaw - vergence / 2, True)):
                 gaze = gaze_from_pitch_yaw(np.radians([pitch, yaw_eye]))
                 # the right eye is rendered as a left eye with gaze x negated and the head yaw mirrored
                 render_yaw = -yaw_eye if mirror else yaw_eye
                 render_head_yaw = -head_yaw if mirror else head_yaw
-                shape = EyeShape(pitch=math.radians(pitch), yaw=math.radians(render_yaw),
-                                 head_pitch=math.radians(head_pitch), head_yaw=math.radians(render_head_yaw),
-                                 iris_radius=0.53, pupil_fraction=pupil, **(person.shape | jitter))
+                shape = EyeShape(
+                    pitch=math.radians(pitch),
+                    yaw=math.radians(render_yaw),
+                    head_pitch=math.radians(head_pitch),
+                    head_yaw=math.radians(render_head_yaw),
+                    iris_radius=0.53,
+                    pupil_fraction=pupil,
+                    **(person.shape | jitter),
+                )
                 image = render_real(person, day, shape, sample_rng, mirror)
                 if mirror:
                     image = image[:, ::-1]
@@ -760,8 +870,14 @@ def write_person(root: Path, seed: int, person_index: int, days: list[int], eval
                 images.append(np.ascontiguousarray(image))
                 gazes.append(gaze)
                 poses.append(_rvec(math.radians(head_pitch), math.radians(head_yaw)))
-        data = {side: {"gaze": np.asarray(g, np.float64), "image": np.asarray(i, np.uint8),
-                       "pose": np.asarray(p, np.float64)} for side, (i, g, p) in sides.items()}
+        data = {
+            side: {
+                "gaze": np.asarray(g, np.float64),
+                "image": np.asarray(i, np.uint8),
+                "pose": np.asarray(p, np.float64),
+            }
+            for side, (i, g, p) in sides.items()
+        }
         names = np.empty((count, 1), dtype=object)
         for k, filename in enumerate(filenames):
             names[k, 0] = filename
@@ -772,6 +888,8 @@ def write_person(root: Path, seed: int, person_index: int, days: list[int], eval
     chosen = rng.permutation(len(listed))[:evaluation_lines]
     lines = sorted(f"{listed[k]} {'left' if n % 2 == 0 else 'right'}" for n, k in enumerate(chosen))
     text = ("\n".join(lines) + "\n").encode()
-    atomic_write(Path(root) / "Evaluation Subset" / "sample list for eye image" / f"{name}.txt",
-                 lambda handle: handle.write(text))
+    atomic_write(
+        Path(root) / "Evaluation Subset" / "sample list for eye image" / f"{name}.txt",
+        lambda handle, text=text: handle.write(text),
+    )
     return {"days": len(days), "samples": int(sum(days)), "evaluation_lines": len(lines)}

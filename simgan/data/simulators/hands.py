@@ -207,8 +207,9 @@ def hand_primitives(pose: HandPose) -> list[tuple]:
         for k in range(3):
             solids.append(("capsule", _to_camera(pose, chain[k]), _to_camera(pose, chain[k + 1]), radii[k] * s))
     for k in range(3):
-        solids.append(("capsule", _to_camera(pose, chains[4][k]), _to_camera(pose, chains[4][k + 1]),
-                       _THUMB_RADII[k] * s))
+        solids.append(
+            ("capsule", _to_camera(pose, chains[4][k]), _to_camera(pose, chains[4][k + 1]), _THUMB_RADII[k] * s)
+        )
     return solids
 
 
@@ -305,8 +306,9 @@ def render_hand(pose: HandPose) -> np.ndarray:
 def _smooth_noise(rng, sigma: float) -> np.ndarray:
     """Unit-variance smooth random field over the image: Gaussian-filtered noise on a quarter-resolution grid,
     repeated over 4×4-pixel blocks (Kinect depth is blocky at that scale anyway)."""
-    field = ndimage.gaussian_filter(rng.standard_normal((HEIGHT // 4, WIDTH // 4), dtype=np.float32), sigma,
-                                    mode="wrap")
+    field = ndimage.gaussian_filter(
+        rng.standard_normal((HEIGHT // 4, WIDTH // 4), dtype=np.float32), sigma, mode="wrap"
+    )
     field /= field.std() + 1e-9
     return np.repeat(np.repeat(field, 4, 0), 4, 1)
 
@@ -331,8 +333,9 @@ def scene(pose: HandPose, hand: np.ndarray, rng: np.random.Generator) -> np.ndar
     direction[2] = max(direction[2], 0.0) + rng.uniform(0.3, 0.7)
     direction /= np.linalg.norm(direction)
     for k in range(4):
-        solids.append(("capsule", wrist + direction * 100 * k, wrist + direction * 100 * (k + 1),
-                       (25.0 + 3 * k) * pose.scale))
+        solids.append(
+            ("capsule", wrist + direction * 100 * k, wrist + direction * 100 * (k + 1), (25.0 + 3 * k) * pose.scale)
+        )
     depth = render(solids, np.where(hand > 0, hand, np.inf))
     # rays are separable: d_x depends on the column only, d_y on the row only
     ray_x = ((np.arange(WIDTH) - NYU_CX) / NYU_FX)[None, :]
@@ -402,8 +405,7 @@ def kinect(depth: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     metres = out * np.float32(1e-3)
     squared = metres * metres
     unit_noise = (rng.random((HEIGHT, WIDTH), dtype=np.float32) - 0.5) * np.float32(math.sqrt(12))  # variance 1
-    noisy = out + unit_noise * (0.5 * squared + 0.3) \
-        + _smooth_noise(rng, 5.0) * 1.5 * squared
+    noisy = out + unit_noise * (0.5 * squared + 0.3) + _smooth_noise(rng, 5.0) * 1.5 * squared
     noisy = np.where(has, noisy, 1.0).astype(np.float64)
     quantised = _QUANT / np.maximum(np.round(_QUANT / noisy), 1.0)
     result = np.where(has, np.round(quantised), 0)
@@ -417,8 +419,10 @@ def kinect(depth: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def encode_depth_png(depth_mm: np.ndarray, compress_level: int = 6) -> bytes:
     """uint16 mm -> NYU RGB PNG bytes (R = 0, G = high byte, B = low byte)."""
     depth_mm = np.asarray(depth_mm, dtype=np.uint16)
-    rgb = np.stack([np.zeros_like(depth_mm, dtype=np.uint8), (depth_mm >> 8).astype(np.uint8),
-                    (depth_mm & 255).astype(np.uint8)], -1)
+    rgb = np.stack(
+        [np.zeros_like(depth_mm, dtype=np.uint8), (depth_mm >> 8).astype(np.uint8), (depth_mm & 255).astype(np.uint8)],
+        -1,
+    )
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, "PNG", compress_level=compress_level)
     return buffer.getvalue()
@@ -437,11 +441,11 @@ def write_frames(folder: Path, seed: int, domain: str, indices: range) -> np.nda
         pose = frame_pose(seed, domain, index)
         synth = clean_depth_mm(pose)
         data = encode_depth_png(synth, compress_level=3)
-        atomic_write(folder / f"synthdepth_1_{index:07d}.png", lambda handle: handle.write(data))
+        atomic_write(folder / f"synthdepth_1_{index:07d}.png", lambda handle, data=data: handle.write(data))
         if domain == "real":
             rng = np.random.default_rng([seed, _SCENE_STREAM, index])
             real = encode_depth_png(kinect(scene(pose, synth.astype(np.float64), rng), rng), compress_level=4)
-            atomic_write(folder / f"depth_1_{index:07d}.png", lambda handle: handle.write(real))
+            atomic_write(folder / f"depth_1_{index:07d}.png", lambda handle, real=real: handle.write(real))
         uvd.append(joints_uvd(pose))
     return np.stack(uvd) if uvd else np.zeros((0, len(NYU_JOINT_NAMES), 3))
 

@@ -17,8 +17,7 @@ import numpy as np
 import scipy.io
 from PIL import Image, ImageDraw
 
-from simgan.data.geometry import (UNITYEYES_EYEBALL_RADIUS_PX_AT_800x600, gaze_from_pitch_yaw,
-                                  unity_look_vec_from_gaze)
+from simgan.data.geometry import UNITYEYES_EYEBALL_RADIUS_PX_AT_800x600, gaze_from_pitch_yaw, unity_look_vec_from_gaze
 
 SKIN, SCLERA, IRIS, PUPIL = 170, 230, 90, 10  # grey levels of the drawn UnityEyes render
 PUPIL_FRACTION = 0.4  # pupil radius / iris radius
@@ -52,19 +51,22 @@ def unityeyes_label(pitch: float, yaw: float, width: int = 800, height: int = 60
     for points in (interior, caruncle):
         points[:, :2] = points[:, :2] * scale - lids_centre + centre
     radius = UNITYEYES_EYEBALL_RADIUS_PX_AT_800x600 * scale
-    iris_centre = np.array([width / 2 - radius * np.cos(pitch) * np.sin(yaw),
-                            height / 2 + radius * np.sin(pitch)])  # y up
+    iris_centre = np.array(
+        [width / 2 - radius * np.cos(pitch) * np.sin(yaw), height / 2 + radius * np.sin(pitch)]
+    )  # y up
     iris[:, :2] = (iris[:, :2] - iris[:, :2].mean(0)) * scale + iris_centre
     label["interior_margin_2d"], label["caruncle_2d"], label["iris_2d"] = map(_strings, (interior, caruncle, iris))
     return label
 
 
-def unityeyes_image(label: dict, width: int = 800, height: int = 600, texture: float = 0.0,
-                    seed: int = 0) -> np.ndarray:
+def unityeyes_image(
+    label: dict, width: int = 800, height: int = 600, texture: float = 0.0, seed: int = 0
+) -> np.ndarray:
     """uint8 (H, W, 3) render matching `label`: skin, eye opening, iris disc clipped by the lids, pupil.
 
     texture: std of smooth grey noise added everywhere (0: flat), to give JPEGs a realistic size.
     """
+
     def image_xy(key):  # y up -> image rows
         points = _points(label[key])[:, :2]
         return [(x, height - y) for x, y in points]
@@ -87,9 +89,18 @@ def unityeyes_image(label: dict, width: int = 800, height: int = 600, texture: f
     return np.stack([grey, grey, grey], axis=-1)
 
 
-def write_unityeyes_pair(folder: Path, stem: str, pitch: float = 0.0, yaw: float = 0.0, width: int = 800,
-                         height: int = 600, label: dict | None = None, texture: float = 0.0, quality: int = 90,
-                         seed: int = 0) -> tuple[Path, Path]:
+def write_unityeyes_pair(
+    folder: Path,
+    stem: str,
+    pitch: float = 0.0,
+    yaw: float = 0.0,
+    width: int = 800,
+    height: int = 600,
+    label: dict | None = None,
+    texture: float = 0.0,
+    quality: int = 90,
+    seed: int = 0,
+) -> tuple[Path, Path]:
     """Write N.jpg (RGB JPEG) + N.json; `label` defaults to `unityeyes_label(pitch, yaw, width, height)`."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -115,8 +126,11 @@ def mpiigaze_day(count: int, seed: int = 0) -> dict:
         pitch_yaw = np.column_stack([rng.uniform(-0.4, 0.1, count), rng.uniform(-0.5, 0.5, count)])
         image = rng.integers(40, 160, size=(count, 36, 60)).astype(np.uint8)
         image[:, :, :10] = 250
-        day[side] = {"gaze": gaze_from_pitch_yaw(pitch_yaw), "image": image,
-                     "pose": rng.normal(0, 0.2, size=(count, 3))}
+        day[side] = {
+            "gaze": gaze_from_pitch_yaw(pitch_yaw),
+            "image": image,
+            "pose": rng.normal(0, 0.2, size=(count, 3)),
+        }
     return day
 
 
@@ -151,14 +165,22 @@ def write_evaluation_list(root: Path, person: str, lines: list[str], old_layout:
 def gaze_h5_arrays(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(images uint8 (N, 35, 55), image i = 10·i + 5 plus a 0..4 texture (so N ≤ 25), look_vec (N, 4) unit, y up)."""
     rng = np.random.default_rng(seed)
-    images = rng.integers(0, 5, size=(count, 35, 55)).astype(np.uint8) + (10 * np.arange(count) + 5).astype(np.uint8)[:, None, None]
+    images = (
+        rng.integers(0, 5, size=(count, 35, 55)).astype(np.uint8)
+        + (10 * np.arange(count) + 5).astype(np.uint8)[:, None, None]
+    )
     pitch_yaw = np.column_stack([np.linspace(-0.3, 0.3, count), np.linspace(0.4, -0.4, count)])
     look = np.column_stack([unity_look_vec_from_gaze(gaze_from_pitch_yaw(pitch_yaw)), np.zeros(count)])
     return images, look
 
 
-def write_gaze_h5(path: Path, images: np.ndarray, look_vec: np.ndarray | None = None,
-                  keys: list[str] | None = None, paths: list[str] | None = None) -> Path:
+def write_gaze_h5(
+    path: Path,
+    images: np.ndarray,
+    look_vec: np.ndarray | None = None,
+    keys: list[str] | None = None,
+    paths: list[str] | None = None,
+) -> Path:
     """image as a group of per-sample datasets named `keys` (created in that order), or as one (N, H, W)
     dataset when keys is None; look_vec (N, k) and path (N,) bytes when given."""
     path = Path(path)
@@ -177,7 +199,7 @@ def write_gaze_h5(path: Path, images: np.ndarray, look_vec: np.ndarray | None = 
 
 
 # The real label file, verbatim (DATA_FORMATS.md: from david-wb/gaze-estimation test/data/imgs/1.json).
-REAL_UNITYEYES_JSON = '''{ 
+REAL_UNITYEYES_JSON = """{ 
   "interior_margin_2d": [ 
     "(371.4855, 296.4230, 8.8595)", 
     "(364.8002, 307.1421, 8.8963)", 
@@ -279,4 +301,4 @@ REAL_UNITYEYES_JSON = '''{
     "primary_skin_texture": "f02_color"
     }, 
   "head_pose": "(355.0770, 203.8451, 0.0000)"
-  }'''
+  }"""

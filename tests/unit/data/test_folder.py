@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from simgan.data.formats import read_items, Quarantined
-from simgan.data.formats import folder
+from simgan.data.formats import Quarantined, folder, read_items
 
 SIZE = (35, 55)  # (H, W), the gaze task's prepared size
 
@@ -64,12 +63,15 @@ def test_read_converts_to_grayscale_at_the_exact_size(tmp_path):
 def test_labels_are_matched_by_id_and_kept_as_floats(tmp_path):
     for name in ["0001.png", "0002.png", "NA.png"]:
         write_image(tmp_path / name)
-    write_labels(tmp_path / "labels.csv", """
+    write_labels(
+        tmp_path / "labels.csv",
+        """
 id,gaze_x,gaze_y,gaze_z
 0002,0.1,-0.2,-0.97
 0001,-0.3,0.4,-0.86
 NA,0,0,-1
-""")
+""",
+    )
     items, quarantined = folder.scan(tmp_path, size=SIZE)
     samples, bad = read_all(items)
     assert quarantined == [] and bad == []
@@ -97,7 +99,9 @@ def test_every_bad_input_is_quarantined_with_its_reason(tmp_path):
     raw = (tmp_path / "8.jpg").read_bytes()
     (tmp_path / "8.jpg").write_bytes(raw[: len(raw) // 2])
     Image.fromarray(np.full(SIZE, 1000, np.uint16)).save(tmp_path / "9.png")  # 16-bit
-    write_labels(tmp_path / "labels.csv", """
+    write_labels(
+        tmp_path / "labels.csv",
+        """
 id,pitch_rad,yaw_rad
 1,0.1,0.2
 2,0.3,-0.4
@@ -108,7 +112,8 @@ id,pitch_rad,yaw_rad
 8,0,0
 9,0,0
 12,0.2,0.2
-""")
+""",
+    )
     items, scanned = folder.scan(tmp_path, size=SIZE)
     samples, read_bad = read_all(items)
     quarantined = scanned + read_bad

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from gaze_fixtures import gaze_h5_arrays, write_gaze_h5
 
-from simgan.data.formats import read_all, Quarantined, Sample, gaze_h5
+from simgan.data.formats import Quarantined, Sample, gaze_h5, read_all
 from simgan.data.geometry import gaze_from_unity_look_vec, pitch_yaw_from_gaze
 
 
@@ -27,8 +27,9 @@ def _index(sample: Sample) -> int:
 def test_unpadded_keys_are_read_in_numeric_order_with_their_labels(tmp_path, columns):
     images, look = gaze_h5_arrays(12)
     keys = [str(i) for i in range(1, 13)]
-    path = write_gaze_h5(tmp_path / "gaze.h5", images, look[:, :columns], keys=keys,
-                         paths=[f"imgs/{k}.jpg" for k in keys])
+    path = write_gaze_h5(
+        tmp_path / "gaze.h5", images, look[:, :columns], keys=keys, paths=[f"imgs/{k}.jpg" for k in keys]
+    )
     with h5py.File(path) as file:
         assert list(file["image"].keys())[:4] == ["1", "10", "11", "12"]  # what naive readers stack
     samples, quarantined = _read_all(path)
@@ -45,8 +46,14 @@ def test_unpadded_keys_are_read_in_numeric_order_with_their_labels(tmp_path, col
 
 
 def test_padded_and_named_keys_and_key_order():
-    assert sorted(["img_10", "img_2", "0003", "b", "a", "1"], key=gaze_h5.key_order) == \
-        ["1", "img_2", "0003", "img_10", "a", "b"]
+    assert sorted(["img_10", "img_2", "0003", "b", "a", "1"], key=gaze_h5.key_order) == [
+        "1",
+        "img_2",
+        "0003",
+        "img_10",
+        "a",
+        "b",
+    ]
 
 
 def test_padded_keys_array_layout_and_chunks(tmp_path):
@@ -106,12 +113,15 @@ def test_every_bad_input_is_quarantined_with_its_reason(tmp_path):
     assert "norm 0.5000" in reasons[f"{path}#6"]
 
 
-@pytest.mark.parametrize("case, reason", [
-    ("garbage", "cannot read HDF5 file"),
-    ("no image", "no 'image' group or dataset"),
-    ("short look_vec", "'look_vec' has 2 rows but 'image' has 3 samples"),
-    ("wide look_vec", "'look_vec' has shape (3, 5)"),
-])
+@pytest.mark.parametrize(
+    "case, reason",
+    [
+        ("garbage", "cannot read HDF5 file"),
+        ("no image", "no 'image' group or dataset"),
+        ("short look_vec", "'look_vec' has 2 rows but 'image' has 3 samples"),
+        ("wide look_vec", "'look_vec' has shape (3, 5)"),
+    ],
+)
 def test_an_unusable_file_is_one_quarantine_entry(tmp_path, case, reason):
     images, look = gaze_h5_arrays(3)
     path = tmp_path / "gaze.h5"

@@ -11,7 +11,7 @@ import scipy.io
 from gaze_fixtures import mpiigaze_day, write_evaluation_list, write_mpiigaze_day
 from PIL import Image
 
-from simgan.data.formats import read_all, Quarantined, Sample, mpiigaze
+from simgan.data.formats import Quarantined, Sample, mpiigaze, read_all
 from simgan.data.geometry import pitch_yaw_from_gaze
 
 
@@ -32,8 +32,13 @@ def test_scan_lists_days_in_person_day_order(tmp_path):
         write_mpiigaze_day(_normalized(tmp_path) / person / f"{day}.mat", mpiigaze_day(1))
     (_normalized(tmp_path) / "p00" / "notes.mat").touch()
     items, quarantined = mpiigaze.scan(tmp_path)
-    assert [(i.person, i.day) for i in items] == [("p00", "day01"), ("p00", "day02"), ("p01", "day9"),
-                                                  ("p01", "day10"), ("p10", "day01")]
+    assert [(i.person, i.day) for i in items] == [
+        ("p00", "day01"),
+        ("p00", "day02"),
+        ("p01", "day9"),
+        ("p01", "day10"),
+        ("p10", "day01"),
+    ]
     assert quarantined == []
     assert [i.path for i in mpiigaze.scan(_normalized(tmp_path))[0]] == [i.path for i in items]
     assert pickle.loads(pickle.dumps(items)) == items
@@ -91,8 +96,16 @@ def test_single_sample_day_and_eye_selection(tmp_path):
 
 
 @pytest.mark.parametrize("count", [1, 4])
-@pytest.mark.parametrize("options", [{}, {"squeeze_me": True, "struct_as_record": False}, {"squeeze_me": True},
-                                     {"simplify_cells": True}, {"struct_as_record": False}])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"squeeze_me": True, "struct_as_record": False},
+        {"squeeze_me": True},
+        {"simplify_cells": True},
+        {"struct_as_record": False},
+    ],
+)
 def test_day_arrays_accepts_every_scipy_access_pattern(tmp_path, count, options):
     day = mpiigaze_day(count, seed=count)
     path = write_mpiigaze_day(tmp_path / "day01.mat", day)
@@ -109,9 +122,11 @@ def test_evaluation_subset_both_layouts(tmp_path):
     write_evaluation_list(new, "p00", ["day08/0069.jpg left", "day04/0900.jpg right", ""])
     write_evaluation_list(new, "p01", ["day01/0001.jpg left"])
     write_evaluation_list(old, "p00", ["day08/0069.jpg left"], old_layout=True)
-    assert mpiigaze.read_evaluation_subset(new) == {("p00", "day08", "0069.jpg", "left"),
-                                                    ("p00", "day04", "0900.jpg", "right"),
-                                                    ("p01", "day01", "0001.jpg", "left")}
+    assert mpiigaze.read_evaluation_subset(new) == {
+        ("p00", "day08", "0069.jpg", "left"),
+        ("p00", "day04", "0900.jpg", "right"),
+        ("p01", "day01", "0001.jpg", "left"),
+    }
     assert mpiigaze.read_evaluation_subset(old) == {("p00", "day08", "0069.jpg", "left")}
     write_evaluation_list(tmp_path / "bad", "p02", ["day08/0069.jpg up"])
     with pytest.raises(ValueError, match=r"p02.txt:1"):

@@ -8,13 +8,24 @@ import pickle
 import numpy as np
 import pytest
 import scipy.io
+from nyu_fixtures import (
+    CLUTTER_DV_PX,
+    CLUTTER_MM,
+    MARKER_OFFSET_MM,
+    PALM,
+    REAL_OFFSET_MM,
+    hand_uvd,
+    kinect_views,
+    make_nyu_folder,
+    render_real,
+    render_synthdepth,
+    write_depth_png,
+    write_frame,
+    write_joint_data,
+)
 from PIL import Image
 
-from nyu_fixtures import (CLUTTER_DV_PX, CLUTTER_MM, MARKER_OFFSET_MM, PALM, REAL_OFFSET_MM, hand_uvd, kinect_views,
-                          make_nyu_folder, render_real, render_synthdepth, write_depth_png, write_frame,
-                          write_joint_data)
-from simgan.data.formats import read_items, Quarantined
-from simgan.data.formats import nyu
+from simgan.data.formats import Quarantined, nyu, read_items
 from simgan.data.geometry import NYU_EVAL_JOINTS, NYU_FX, NYU_FY
 
 PALM_UVD = (300.0, 220.0, 800.0)
@@ -85,8 +96,9 @@ def test_uvd_to_crop_maps_pixel_centres():
     bounds = nyu.CropBounds(100, 200, 50, 150, 0.0, 1.0)
     uvd = np.array([[100.0, 50.0, 700.0], [199.0, 149.0, 710.0], [149.5, 99.5, 720.0], [250.0, 0.0, 5.0]])
     crop = nyu.uvd_to_crop(uvd, bounds, 50)
-    np.testing.assert_allclose(crop, [[-0.25, -0.25, 700.0], [49.25, 49.25, 710.0],
-                                      [24.5, 24.5, 720.0], [74.75, -25.25, 5.0]])
+    np.testing.assert_allclose(
+        crop, [[-0.25, -0.25, 700.0], [49.25, 49.25, 710.0], [24.5, 24.5, 720.0], [74.75, -25.25, 5.0]]
+    )
     assert nyu.uvd_to_crop(uvd[None], bounds, 50).shape == (1, 4, 3)
 
 
@@ -320,7 +332,8 @@ def test_every_bad_input_is_quarantined_with_its_reason(tmp_path):
     samples, read_bad = read_all(items)
     assert [s.id for s in samples] == [f"synthdepth_1_{f:07d}" for f in (1, 2, 4, 5, 6, 7)]
     assert sorted(q.source.rsplit("/", 1)[1] for q in scanned + read_bad) == [
-        f"synthdepth_1_{f:07d}.png" for f in (3, 8, 9, 10, 11)]
+        f"synthdepth_1_{f:07d}.png" for f in (3, 8, 9, 10, 11)
+    ]
 
 
 def test_joints_that_miss_the_hand_leave_an_empty_crop(tmp_path):

@@ -19,9 +19,10 @@ def gaze_data(tmp_path):
     """data/gaze in the published formats, with one defect of several kinds."""
     synthetic = tmp_path / "data/gaze/synthetic"
     for stem in range(1, 11):
-        write_unityeyes_pair(synthetic, str(stem), pitch=0.05 * (stem % 3), yaw=0.1 * (stem % 4) - 0.15,
-                             width=200, height=150, seed=stem)
-    (synthetic / "3.jpg").unlink()                       # 3.json without 3.jpg
+        write_unityeyes_pair(
+            synthetic, str(stem), pitch=0.05 * (stem % 3), yaw=0.1 * (stem % 4) - 0.15, width=200, height=150, seed=stem
+        )
+    (synthetic / "3.jpg").unlink()  # 3.json without 3.jpg
     (synthetic / "7.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")  # corrupt image
     real = tmp_path / "data/gaze/real/Data/Normalized"
     for index, person in enumerate(("p00", "p01", "p02", "p03")):
@@ -31,8 +32,13 @@ def gaze_data(tmp_path):
 
 
 def test_counts_add_up_and_every_defect_is_quarantined(gaze_data, tmp_path):
-    result = prepare_domain(Source("unityeyes", gaze_data / "gaze/synthetic", {"size": (35, 55)}),
-                            tmp_path / "out/synthetic", "synthetic", workers=1, progress=False)
+    result = prepare_domain(
+        Source("unityeyes", gaze_data / "gaze/synthetic", {"size": (35, 55)}),
+        tmp_path / "out/synthetic",
+        "synthetic",
+        workers=1,
+        progress=False,
+    )
     assert (result.count_in, result.kept, result.quarantined) == (10, 8, 2)
     quarantine = pd.read_csv(tmp_path / "out/synthetic/quarantine.csv")
     reasons = dict(zip(quarantine["file"], quarantine["reason"]))
@@ -48,8 +54,14 @@ def test_counts_add_up_and_every_defect_is_quarantined(gaze_data, tmp_path):
 
 
 def test_real_split_is_person_independent_and_refiner_rows_carry_no_labels(gaze_data, tmp_path):
-    result = prepare_domain(Source("mpiigaze", gaze_data / "gaze/real", {"size": (35, 55)}), tmp_path / "real",
-                            "real", workers=1, progress=False, split=RealSplit("persons", ("p01",)))
+    result = prepare_domain(
+        Source("mpiigaze", gaze_data / "gaze/real", {"size": (35, 55)}),
+        tmp_path / "real",
+        "real",
+        workers=1,
+        progress=False,
+        split=RealSplit("persons", ("p01",)),
+    )
     assert (result.count_in, result.kept, result.quarantined) == (4 * 3 * 2 + 1, 24, 1)
     manifest = result.manifest
     test, refiner = manifest[manifest["split"] == "test"], manifest[manifest["split"] == "refiner"]
@@ -72,16 +84,25 @@ def test_nothing_usable_is_one_clear_sentence(tmp_path):
     folder.mkdir()
     for name in ("a.png", "b.png"):
         (folder / name).write_bytes(b"\x89PNG\r\n\x1a\n cut short")
-    with pytest.raises(DatasetError, match=r"no usable synthetic image among 2 input\(s\); reasons are in .*quarantine.rejected.csv"):
-        prepare_domain(Source("folder", folder, {"size": (35, 55)}), tmp_path / "out", "synthetic", workers=1,
-                       progress=False)
+    with pytest.raises(
+        DatasetError, match=r"no usable synthetic image among 2 input\(s\); reasons are in .*quarantine.rejected.csv"
+    ):
+        prepare_domain(
+            Source("folder", folder, {"size": (35, 55)}), tmp_path / "out", "synthetic", workers=1, progress=False
+        )
     assert len(pd.read_csv(tmp_path / "out/quarantine.rejected.csv")) == 2  # the reasons are still written
     assert not (tmp_path / "out/quarantine.csv").exists()  # beside, never over, a previous run's tables
 
 
 def test_prepare_task_writes_summary_and_a_grid(gaze_data, tmp_path):
-    prepared = prepare_task("gaze", tmp_path / "prepared", simulated_sources("gaze", gaze_data, (35, 55)), workers=2,
-                            progress=False, split=RealSplit("persons", ("p00",)))
+    prepared = prepare_task(
+        "gaze",
+        tmp_path / "prepared",
+        simulated_sources("gaze", gaze_data, (35, 55)),
+        workers=2,
+        progress=False,
+        split=RealSplit("persons", ("p00",)),
+    )
     summary = json.loads((tmp_path / "prepared/gaze/summary.json").read_text())
     assert summary["synthetic"]["count_in"] == 10 and summary["real"]["kept"] == 24
     assert summary["real"]["splits"] == {"refiner": 18, "test": 6}
@@ -98,6 +119,12 @@ def test_unknown_format_is_refused(tmp_path):
 def test_test_persons_that_do_not_exist_are_refused_before_anything_is_written(gaze_data, tmp_path):
     """`test_persons: [p99]` used to give no test split without a word."""
     with pytest.raises(DatasetError, match=r"test_persons \['p99'\] not among the persons of .* \(found 4: p00"):
-        prepare_task("gaze", tmp_path / "o", simulated_sources("gaze", gaze_data, (35, 55)), workers=1,
-                     progress=False, split=RealSplit("persons", ("p00", "p99")))
+        prepare_task(
+            "gaze",
+            tmp_path / "o",
+            simulated_sources("gaze", gaze_data, (35, 55)),
+            workers=1,
+            progress=False,
+            split=RealSplit("persons", ("p00", "p99")),
+        )
     assert not (tmp_path / "o/gaze/real/images.npy").exists()

@@ -32,8 +32,9 @@ def eye_folder(root, count: int = 12, size=(36, 60), labels: bool = False):
     for number in range(count):
         pixels = (np.add.outer(np.arange(size[0]) * 3, np.arange(size[1]) * 2) + 7 * number) % 256
         Image.fromarray(pixels.astype(np.uint8)).save(root / f"{number:03d}.png")
-        rows.append({"id": f"{number:03d}", "gaze_x": 0.0, "gaze_y": 0.0, "gaze_z": -1.0, "pitch_rad": 0.0,
-                     "yaw_rad": 0.0})
+        rows.append(
+            {"id": f"{number:03d}", "gaze_x": 0.0, "gaze_y": 0.0, "gaze_z": -1.0, "pitch_rad": 0.0, "yaw_rad": 0.0}
+        )
     if labels:
         pd.DataFrame(rows).to_csv(root / "labels.csv", index=False)
     return root
@@ -42,8 +43,14 @@ def eye_folder(root, count: int = 12, size=(36, 60), labels: bool = False):
 def test_unlabelled_images_of_another_size_are_centre_cropped_and_resized(tmp_path):
     """60×36 eyes to 55×35: the middle 57 columns (aspect 55:35) of the full height, then resized."""
     images = eye_folder(tmp_path / "eyes", count=3)
-    result = prepare_domain(source("folder", images, "real", (35, 55), unlabelled=True, resize="bilinear"),
-                            tmp_path / "out", "real", workers=1, progress=False, label_columns=GAZE)
+    result = prepare_domain(
+        source("folder", images, "real", (35, 55), unlabelled=True, resize="bilinear"),
+        tmp_path / "out",
+        "real",
+        workers=1,
+        progress=False,
+        label_columns=GAZE,
+    )
     assert (result.count_in, result.kept, result.quarantined) == (3, 3, 0)
     prepared = np.load(tmp_path / "out/images.npy")
     assert prepared.shape == (3, 35, 55)
@@ -76,8 +83,13 @@ def test_centre_crop_keeps_the_largest_window_of_the_task_aspect(shape, window):
 def test_without_resize_another_size_is_quarantined_and_says_how_to_resize(tmp_path):
     images = eye_folder(tmp_path / "eyes", count=2)
     with pytest.raises(DatasetError, match="no usable real image"):
-        prepare_domain(source("folder", images, "real", (35, 55), unlabelled=True), tmp_path / "out", "real",
-                       workers=1, progress=False)
+        prepare_domain(
+            source("folder", images, "real", (35, 55), unlabelled=True),
+            tmp_path / "out",
+            "real",
+            workers=1,
+            progress=False,
+        )
     reasons = pd.read_csv(tmp_path / "out/quarantine.rejected.csv")["reason"]
     assert reasons.str.contains(r"size 36x60, expected 35x55.*real_resize").all()
 
@@ -95,8 +107,15 @@ def test_labelled_images_are_never_resized(tmp_path):
 
 def test_an_unlabelled_read_ignores_labels_csv(tmp_path):
     images = eye_folder(tmp_path / "eyes", count=4, size=(35, 55), labels=True)
-    result = prepare_domain(source("folder", images, "real", (35, 55), unlabelled=True), tmp_path / "out", "real",
-                            workers=1, progress=False, split=RealSplit("none"), label_columns=GAZE)
+    result = prepare_domain(
+        source("folder", images, "real", (35, 55), unlabelled=True),
+        tmp_path / "out",
+        "real",
+        workers=1,
+        progress=False,
+        split=RealSplit("none"),
+        label_columns=GAZE,
+    )
     assert result.kept == 4 and result.manifest[list(GAZE)].isna().all().all()
 
 
@@ -112,8 +131,9 @@ def test_holdout_is_unlabelled_disjoint_from_test_and_stable(data, tmp_path):
     again = prepare_domain(real, tmp_path / "b", "real", workers=1, progress=False, split=split).manifest
     assert again["split"].tolist() == first["split"].tolist()
     # the test rows do not move when a hold-out is added: it is drawn from the other rows only
-    without = prepare_domain(real, tmp_path / "c", "real", workers=1, progress=False,
-                             split=RealSplit("persons", ("p00",))).manifest
+    without = prepare_domain(
+        real, tmp_path / "c", "real", workers=1, progress=False, split=RealSplit("persons", ("p00",))
+    ).manifest
     assert (without["split"] == "test").tolist() == (first["split"] == "test").tolist()
 
 
@@ -121,8 +141,14 @@ def test_mpiigaze_evaluation_subset_is_the_labelled_test_set(data, tmp_path):
     from simgan.data.formats.mpiigaze import read_evaluation_subset
 
     listed = {f"{p}/{d}/{n}/{s}" for p, d, n, s in read_evaluation_subset(data / "gaze/real")}
-    manifest = prepare_domain(source("mpiigaze", data / "gaze/real", "real", (35, 55)), tmp_path / "out", "real",
-                              workers=1, progress=False, split=RealSplit("evaluation_subset")).manifest
+    manifest = prepare_domain(
+        source("mpiigaze", data / "gaze/real", "real", (35, 55)),
+        tmp_path / "out",
+        "real",
+        workers=1,
+        progress=False,
+        split=RealSplit("evaluation_subset"),
+    ).manifest
     test = manifest[manifest["split"] == "test"]
     assert set(test["id"]) == listed & set(manifest["id"]) and len(test) > 0
     assert set(manifest.loc[manifest["split"] != "test", "id"]).isdisjoint(listed)
@@ -136,8 +162,9 @@ def test_a_separate_labelled_test_source_joins_the_real_arrays_with_prefixed_ids
         "real": source("folder", unlabelled, "real", (35, 55), unlabelled=True, resize="box"),
         "test": source("mpiigaze", data / "gaze/real", "real", (35, 55)),
     }
-    prepared = prepare_task("gaze", tmp_path / "prepared", sources, workers=1, progress=False,
-                            split=RealSplit("source"))
+    prepared = prepare_task(
+        "gaze", tmp_path / "prepared", sources, workers=1, progress=False, split=RealSplit("source")
+    )
     manifest = prepared["real"].manifest
     test = manifest[manifest["split"] == "test"]
     assert test["id"].str.startswith("test/").all() and test[list(GAZE)].notna().all().all()
@@ -148,8 +175,14 @@ def test_a_separate_labelled_test_source_joins_the_real_arrays_with_prefixed_ids
 def test_labelled_test_rows_must_carry_labels(tmp_path):
     images = eye_folder(tmp_path / "eyes", count=20, size=(35, 55))
     with pytest.raises(DatasetError, match="test images of .* have no labels"):
-        prepare_domain(source("folder", images, "real", (35, 55)), tmp_path / "out", "real", workers=1,
-                       progress=False, split=RealSplit("fraction", test_fraction=0.5))
+        prepare_domain(
+            source("folder", images, "real", (35, 55)),
+            tmp_path / "out",
+            "real",
+            workers=1,
+            progress=False,
+            split=RealSplit("fraction", test_fraction=0.5),
+        )
     assert not (tmp_path / "out/images.npy").exists()
 
 

@@ -18,8 +18,7 @@ from PIL import Image
 from scipy import ndimage
 
 from simgan.data import geometry
-from simgan.data.simulators import PROFILES, simulate
-from simgan.data.simulators import eyes, hands
+from simgan.data.simulators import PROFILES, eyes, hands, simulate
 
 SEED = 0
 # The real UnityEyes label file (shared/reference/samples/unityeyes_1.json), compacted.
@@ -70,8 +69,11 @@ def tiny(tmp_path_factory) -> tuple[Path, dict]:
 
 
 def _hashes(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _mats(root: Path) -> list[Path]:
@@ -183,7 +185,7 @@ def test_look_vec_agrees_with_iris_landmarks_and_pixels(tiny):
         margin = np.array([_floats(v)[:2] for v in record["interior_margin_2d"]])
         margin[:, 1] = height - margin[:, 1]
         (x0, y0), (x1, y1) = np.floor(margin.min(0)).astype(int), np.ceil(margin.max(0)).astype(int)
-        grey = ndimage.uniform_filter(np.asarray(image.convert("L"), dtype=np.float64), 3)[y0:y1 + 1, x0:x1 + 1]
+        grey = ndimage.uniform_filter(np.asarray(image.convert("L"), dtype=np.float64), 3)[y0 : y1 + 1, x0 : x1 + 1]
         row, col = np.unravel_index(np.argmin(grey), grey.shape)
         assert grey.min() < 60, path.name
         assert np.hypot(x0 + col + 0.5 - predicted[0], y0 + row + 0.5 - predicted[1]) < 0.25 * radius, path.name
@@ -228,8 +230,9 @@ def test_mpiigaze_mats_load_both_ways(tiny):
 
 def test_gaze_range_is_mpiigaze_like(tiny):
     root, _ = tiny
-    gazes = np.concatenate([scipy.io.loadmat(p)["data"][side][0, 0]["gaze"][0, 0]
-                            for p in _mats(root) for side in ("left", "right")])
+    gazes = np.concatenate(
+        [scipy.io.loadmat(p)["data"][side][0, 0]["gaze"][0, 0] for p in _mats(root) for side in ("left", "right")]
+    )
     pitch, yaw = np.degrees(geometry.pitch_yaw_from_gaze(gazes)).T
     assert pitch.min() >= -26 and pitch.max() <= 9 and np.abs(yaw).max() <= 45
     assert np.median(pitch) < 0  # people look down at the screen
@@ -264,8 +267,9 @@ def test_mirrored_render_matches_negated_gaze():
     person, day = eyes.make_person(SEED, 0), eyes.make_day(SEED, 0, 1)
     shape = eyes.EyeShape(pitch=0.0, yaw=np.radians(30), iris_radius=0.53, pupil_fraction=0.45, **person.shape)
     image = eyes.render_real(person, day, shape, np.random.default_rng(0), mirror=True).astype(float)
-    shifted = eyes.render_real(person, day, eyes.EyeShape(**{**vars(shape), "yaw": np.radians(-30)}),
-                               np.random.default_rng(0), mirror=True).astype(float)
+    shifted = eyes.render_real(
+        person, day, eyes.EyeShape(**{**vars(shape), "yaw": np.radians(-30)}), np.random.default_rng(0), mirror=True
+    ).astype(float)
     # yaw > 0 looks toward image-left: the dark iris mass is further left than for yaw < 0
     columns = np.arange(60)
     weight, weight_shifted = (255 - image).sum(0), (255 - shifted).sum(0)

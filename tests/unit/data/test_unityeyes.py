@@ -9,10 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from gaze_fixtures import (PUPIL, REAL_UNITYEYES_JSON, real_unityeyes_label, unityeyes_label,
-                           write_unityeyes_pair)
+from gaze_fixtures import PUPIL, REAL_UNITYEYES_JSON, real_unityeyes_label, unityeyes_label, write_unityeyes_pair
 
-from simgan.data.formats import read_all, Quarantined, Sample, unityeyes
+from simgan.data.formats import Quarantined, Sample, read_all, unityeyes
 from simgan.data.geometry import UNITYEYES_EYEBALL_RADIUS_PX_AT_800x600
 
 SHARED_SAMPLE = Path("reference/samples/unityeyes_1.json")
@@ -58,8 +57,10 @@ def test_scan_pairs_in_numeric_order_and_quarantines_orphans(tmp_path):
     items, quarantined = unityeyes.scan(tmp_path)
     assert [item.stem for item in items] == ["1", "3", "4", "6", "7", "8", "9", "10", "11"]
     assert all(Path(i.image).name == f"{i.stem}.jpg" and Path(i.label).name == f"{i.stem}.json" for i in items)
-    assert quarantined == [Quarantined(str(tmp_path / "2.json"), "2.json has no 2.jpg"),
-                           Quarantined(str(tmp_path / "5.jpg"), "5.jpg has no 5.json")]
+    assert quarantined == [
+        Quarantined(str(tmp_path / "2.json"), "2.json has no 2.jpg"),
+        Quarantined(str(tmp_path / "5.jpg"), "5.jpg has no 5.json"),
+    ]
 
 
 def test_scan_missing_root_raises(tmp_path):
@@ -77,10 +78,17 @@ def _expected_pupil(label: dict, pitch: float, yaw: float, width: int) -> np.nda
     return np.array([27.0, 17.0]) + offset * 55 / eye_width  # the crop centre is pixel (27, 17) + 0.5
 
 
-@pytest.mark.parametrize("pitch, yaw, width, height", [
-    (0.0, 0.0, 800, 600), (0.0, 0.0, 400, 300), (0.0, 0.0, 640, 480),
-    (0.2, 0.3, 800, 600), (-0.25, -0.35, 800, 600), (0.15, -0.3, 400, 300),
-])
+@pytest.mark.parametrize(
+    "pitch, yaw, width, height",
+    [
+        (0.0, 0.0, 800, 600),
+        (0.0, 0.0, 400, 300),
+        (0.0, 0.0, 640, 480),
+        (0.2, 0.3, 800, 600),
+        (-0.25, -0.35, 800, 600),
+        (0.15, -0.3, 400, 300),
+    ],
+)
 def test_crop_is_centred_on_the_eye_and_moves_with_the_gaze(tmp_path, pitch, yaw, width, height):
     label = unityeyes_label(pitch, yaw, width, height)
     write_unityeyes_pair(tmp_path, "1", label=label, width=width, height=height)
