@@ -109,6 +109,19 @@ class PrepareParams(_Section):
 
     synthetic_format: Literal[FORMATS] = Field(description="reader of the synthetic domain")
     synthetic_path: str = Field(min_length=1, description="its path, relative to the repository root")
+    synthetic_eye_width_factor: float = Field(
+        default=1.5,
+        ge=1.0,
+        le=3.0,
+        description="unityeyes only: crop width over the eye's corner-to-corner distance (GazeML: 1.5; "
+        "MPIIGaze's normalised eyes are framed tighter, ≈ 1.2): match the real images' framing, which a "
+        "refiner cannot learn without moving the pupil",
+    )
+    synthetic_equalize: bool = Field(
+        default=False,
+        description="unityeyes only: histogram-equalise each synthetic crop (OpenCV equalizeHist), as "
+        "MPIIGaze's normalised eyes are and as GazeML does to UnityEyes crops",
+    )
     real_format: Literal[FORMATS] = Field(description="reader of the real images (labels are not used)")
     real_path: str = Field(min_length=1, description="its path, relative to the repository root")
     real_resize: Literal[tuple(RESIZE_FILTERS)] = Field(
@@ -175,6 +188,12 @@ class PrepareParams(_Section):
                 raise ValueError(
                     f"{keys} given, but test_split is {self.test_split}: they are read only with test_split {split}"
                 )
+        crop_options = {"synthetic_eye_width_factor", "synthetic_equalize"} & self.model_fields_set
+        if crop_options and self.synthetic_format != "unityeyes":
+            raise ValueError(
+                f"{', '.join(sorted(crop_options))} apply to the unityeyes format; synthetic_format is "
+                f"{self.synthetic_format}"
+            )
         if self.real_resize != "none" and self.real_format != "folder":
             raise ValueError(
                 f"real_resize applies to the folder format (the others bring images to the size "
@@ -195,7 +214,15 @@ class PrepareParams(_Section):
         size = tuple(self.image_size)
         unlabelled = self.test_split not in ("persons", "fraction", "evaluation_subset")
         sources = {
-            "synthetic": source(self.synthetic_format, self.synthetic_path, "synthetic", size),
+            "synthetic": source(
+                self.synthetic_format,
+                self.synthetic_path,
+                "synthetic",
+                size,
+                crop={"eye_width_factor": self.synthetic_eye_width_factor, "equalize": self.synthetic_equalize}
+                if self.synthetic_format == "unityeyes"
+                else None,
+            ),
             "real": source(
                 self.real_format, self.real_path, "real", size, unlabelled=unlabelled, resize=self.real_resize
             ),

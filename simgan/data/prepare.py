@@ -65,7 +65,14 @@ class Source:
 
 
 def source(
-    fmt: str, path: str | Path, domain: str, size: tuple[int, int], *, unlabelled: bool = False, resize: str = "none"
+    fmt: str,
+    path: str | Path,
+    domain: str,
+    size: tuple[int, int],
+    *,
+    unlabelled: bool = False,
+    resize: str = "none",
+    crop: dict | None = None,
 ) -> Source:
     """One domain's reader at the prepared (height, width). NYU crops are square (one side) and read the
     synthetic renders' `synthdepth` images, or the real frames' `depth` images.
@@ -73,6 +80,7 @@ def source(
     unlabelled: the labels are not wanted (the refiner's real images): a folder's labels.csv is not read,
     and `resize` (a folder.RESIZE_FILTERS key) brings images of another size to the task size. Only
     the folder format takes images of any size; the other readers bring their own to it.
+    crop: the unityeyes reader's crop options (eye_width_factor, equalize; see its docstring).
     """
     if fmt not in READERS:
         raise DatasetError(f"unknown data format {fmt!r}; expected one of {sorted(READERS)}")
@@ -83,8 +91,10 @@ def source(
         if unlabelled:
             options.update(labels=None, resize=resize)
         return Source(fmt, Path(path), options)
+    if crop and fmt != "unityeyes":
+        raise DatasetError(f"crop options {sorted(crop)} apply to the unityeyes format, not {fmt}")
     if fmt != "nyu":
-        return Source(fmt, Path(path), {"size": tuple(size)})
+        return Source(fmt, Path(path), {"size": tuple(size), **(crop or {})})
     if size[0] != size[1]:
         raise DatasetError(f"NYU crops are square; got image size {size[0]}×{size[1]}")
     return Source(fmt, Path(path), {"size": size[0], "kind": "synthdepth" if domain == "synthetic" else "depth"})

@@ -230,6 +230,18 @@ def _delete(*keys):
             id="holdout-too-large",
         ),
         pytest.param(
+            _set("prepare", "hand", "synthetic_equalize", True),
+            "prepare.hand",
+            "synthetic_equalize apply to the unityeyes format",
+            id="equalize-of-nyu",
+        ),
+        pytest.param(
+            _set("prepare", "gaze", "synthetic_eye_width_factor", 0.8),
+            "prepare.gaze.synthetic_eye_width_factor",
+            "greater than or equal to 1",
+            id="eye-width-factor-too-small",
+        ),
+        pytest.param(
             _set("prepare", "gaze", "real_resize", "cubic"),
             "prepare.gaze.real_resize",
             "bilinear",
@@ -433,3 +445,20 @@ def test_check_names_the_bad_key_in_one_line(monkeypatch, capsys, tmp_path, raw)
     assert len(lines) == 1, captured.err
     assert lines[0].startswith("simgan check: ") and "runtime.device" in lines[0]
     assert "Traceback" not in captured.err
+
+
+def test_the_crop_options_reach_the_unityeyes_reader(raw, tmp_path):
+    tree = edited(
+        raw,
+        _both(
+            _set("prepare", "gaze", "synthetic_eye_width_factor", 1.2),
+            _set("prepare", "gaze", "synthetic_equalize", True),
+        ),
+    )
+    params = load_params(write(tmp_path, tree))
+    assert params.prepare["gaze"].sources()["synthetic"].options == {
+        "size": (35, 55),
+        "eye_width_factor": 1.2,
+        "equalize": True,
+    }
+    assert "eye_width_factor" not in params.prepare["hand"].sources()["synthetic"].options

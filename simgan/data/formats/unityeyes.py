@@ -5,12 +5,20 @@ Labels come from `eye_details.look_vec` (Unity camera frame, y up), turned into 
 
 Crop (deterministic, GazeML `preprocess_entry` without its noise, DATA_FORMATS §1.6):
     landmarks are flipped to image rows, (x, H - y), with H the height of the decoded JPEG;
-    eye width   w = 1.5 · |x(mean of caruncle_2d) - x(interior_margin_2d[8])|   (corner to corner × 1.5)
+    eye width   w = f · |x(mean of caruncle_2d) - x(interior_margin_2d[8])|   (corner to corner × f, f = 1.5)
     eye centre  c = centre of the bounding box of interior_margin_2d
     crop box    w wide, w·h_out/w_out high, centred on c (so the 35:55 output keeps the aspect and the
-                eye corners always span 2/3 of the output width, whatever the render size)
-The box is resampled to (h_out, w_out) with Pillow's antialiased bilinear `resize(box=...)`. For speed the
-JPEG is decoded in draft mode: grayscale (the JPEG's own luma, no RGB pass) and DCT-scaled by the largest
+                eye corners always span 1/f of the output width, whatever the render size)
+The box is resampled to (h_out, w_out) with Pillow's antialiased bilinear `resize(box=...)`.
+
+Two reader options bring the crops to another real set's conventions (both off by default, GazeML's crop):
+    eye_width_factor  f above. MPIIGaze's normalised eyes are framed tighter than GazeML's crop: by eye, their
+                      corners span about 5/6 of the width (f ≈ 1.2; docs/results.md compares 1.5 and 1.2 on
+                      unlabelled real eyes). A refiner cannot learn a change of scale without moving the pupil,
+                      so match the framing here, not in the refiner.
+    equalize          histogram equalisation of each crop (simgan.data.histogram, OpenCV's equalizeHist), as
+                      MPIIGaze's normalised images are equalised and GazeML equalises its UnityEyes crops.
+For speed the JPEG is decoded in draft mode: grayscale (the JPEG's own luma, no RGB pass) and DCT-scaled by the largest
 factor 1/2, 1/4 or 1/8 that still leaves at least one decoded pixel per output pixel across the eye.
 A crop box that leaves the image is quarantined rather than padded, and so are landmarks that cannot belong
 to the image they are paired with (outside it, or an eye far from the centre a UnityEyes render puts it at).
@@ -29,6 +37,7 @@ from PIL import Image
 
 from simgan.data import geometry
 from simgan.data.formats import Quarantined, Sample
+from simgan.data.histogram import equalize_histogram
 
 EYE_WIDTH_FACTOR = 1.5  # crop width / corner-to-corner distance (GazeML)
 LOOK_VEC_NORM_TOLERANCE = 0.01  # |‖look_vec‖ - 1| above this: not a direction, quarantined
@@ -50,6 +59,8 @@ class UnityEyesItem:
     label: str
     stem: str
     size: tuple[int, int] = (35, 55)
+    eye_width_factor: float = EYE_WIDTH_FACTOR
+    equalize: bool = False
 
 
 def _stem_order(stem: str) -> tuple:
@@ -67,9 +78,16 @@ def _check_size(size) -> tuple[int, int]:
     return height, width
 
 
-def scan(root: Path, size: tuple[int, int] = (35, 55)) -> tuple[list[UnityEyesItem], list[Quarantined]]:
-    """List the pairs in numeric stem order; a stem missing its jpg or json is quarantined at once."""
+def scan(
+    root: Path, size: tuple[int, int] = (35, 55), *, eye_width_factor: float = EYE_WIDTH_FACTOR, equalize: bool = False
+) -> tuple[list[UnityEyesItem], list[Quarantined]]:
+    """List the pairs in numeric stem order; a stem missing its jpg or json is quarantined at once.
+    eye_width_factor, equalize: the crop options of the module docstring."""
     root = Path(root)
+    if not (isinstance(eye_width_factor, int | float) and 1.0 <= eye_width_factor <= 3.0):
+        raise ValueError(
+            f"eye_width_factor must be in [1, 3] (crop width over corner distance); got {eye_width_factor!r}"
+        )
     if not root.is_dir():
         problem = "is not a folder" if root.exists() else "does not exist"
         raise FileNotFoundError(f"UnityEyes folder {root} {problem} (expected a folder of N.jpg + N.json pairs).")
@@ -87,7 +105,9 @@ def scan(root: Path, size: tuple[int, int] = (35, 55)) -> tuple[list[UnityEyesIt
         elif stem not in labels:
             quarantined.append(Quarantined(str(images[stem]), f"{stem}.jpg has no {stem}.json"))
         else:
-            items.append(UnityEyesItem(str(images[stem]), str(labels[stem]), stem, size))
+            items.append(
+                UnityEyesItem(str(images[stem]), str(labels[stem]), stem, size, float(eye_width_factor), bool(equalize))
+            )
     return items, quarantined
 
 
@@ -172,11 +192,14 @@ def _head_pose(text) -> dict[str, float]:
 
 
 def crop_box(
-    interior: np.ndarray, caruncle: np.ndarray, output_size: tuple[int, int]
+    interior: np.ndarray,
+    caruncle: np.ndarray,
+    output_size: tuple[int, int],
+    eye_width_factor: float = EYE_WIDTH_FACTOR,
 ) -> tuple[float, float, float, float]:
     """Landmarks in image pixels (y down) -> (left, top, right, bottom) of the eye crop in the same pixels."""
     height, width = output_size
-    eye_width = EYE_WIDTH_FACTOR * abs(float(caruncle[:, 0].mean()) - float(interior[8, 0]))
+    eye_width = eye_width_factor * abs(float(caruncle[:, 0].mean()) - float(interior[8, 0]))
     centre_x = (interior[:, 0].min() + interior[:, 0].max()) / 2
     centre_y = (interior[:, 1].min() + interior[:, 1].max()) / 2
     eye_height = eye_width * height / width
@@ -231,7 +254,11 @@ def _draft_scale(box_width: float, output_width: int) -> int:
 
 
 def _crop(
-    image_path: str, interior: np.ndarray, caruncle: np.ndarray, size: tuple[int, int]
+    image_path: str,
+    interior: np.ndarray,
+    caruncle: np.ndarray,
+    size: tuple[int, int],
+    eye_width_factor: float = EYE_WIDTH_FACTOR,
 ) -> tuple[np.ndarray, tuple[int, int]]:
     """Decode (reduced, grayscale) and crop -> (uint8 (h, w) crop, (W, H) of the full render)."""
     try:
@@ -239,7 +266,7 @@ def _crop(
             full_width, full_height = image.size
             interior = np.column_stack([interior[:, 0], full_height - interior[:, 1]])  # y up -> y down
             caruncle = np.column_stack([caruncle[:, 0], full_height - caruncle[:, 1]])
-            box = crop_box(interior, caruncle, size)
+            box = crop_box(interior, caruncle, size, eye_width_factor)
             box_width = box[2] - box[0]
             if not (np.isfinite(box).all() and box_width >= 1.0):
                 raise _Bad(image_path, f"eye width from the corner landmarks is {box_width:.2f} px; expected ≥ 1 px")
@@ -271,9 +298,11 @@ def read(item: UnityEyesItem) -> list[Sample | Quarantined]:
     """One pair -> [Sample] with the 35×55 crop and gaze labels, or [Quarantined] naming the bad file."""
     try:
         look, interior, caruncle, metadata = _parse_label(item.label)
-        pixels, (full_width, full_height) = _crop(item.image, interior, caruncle, item.size)
+        pixels, (full_width, full_height) = _crop(item.image, interior, caruncle, item.size, item.eye_width_factor)
     except _Bad as bad:
         return [Quarantined(bad.source, bad.reason)]
+    if item.equalize:
+        pixels = equalize_histogram(pixels)
     gaze = geometry.gaze_from_unity_look_vec(look)
     pitch, yaw = geometry.pitch_yaw_from_gaze(gaze)
     labels = {

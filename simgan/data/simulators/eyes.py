@@ -75,6 +75,7 @@ from simgan.data.geometry import (
     gaze_from_pitch_yaw,
     unity_look_vec_from_gaze,
 )
+from simgan.data.histogram import equalize_histogram
 from simgan.io import atomic_write
 
 SYNTHETIC_HEIGHT, SYNTHETIC_WIDTH = 150, 200
@@ -645,18 +646,6 @@ def _strokes(segments: np.ndarray, widths: np.ndarray, grid: tuple, shape: tuple
         np.add.at(ink, (r[keep], c[keep]), (weight * w)[keep])
     ink = ndimage.gaussian_filter(ink, 0.5, mode="constant")
     return 1 - np.exp(-1.5 * ink)
-
-
-def equalize_histogram(image: np.ndarray) -> np.ndarray:
-    """OpenCV equalizeHist on uint8."""
-    histogram = np.bincount(image.ravel(), minlength=256)
-    cdf = histogram.cumsum()
-    cdf_min = cdf[np.nonzero(histogram)[0][0]]
-    total = image.size
-    if total == cdf_min:
-        return image.copy()
-    lut = np.clip(np.round((cdf - cdf_min) * 255.0 / (total - cdf_min)), 0, 255).astype(np.uint8)
-    return lut[image]
 
 
 REAL_FACTORS = frozenset(

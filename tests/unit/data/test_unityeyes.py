@@ -13,6 +13,7 @@ from gaze_fixtures import PUPIL, REAL_UNITYEYES_JSON, real_unityeyes_label, unit
 
 from simgan.data.formats import Quarantined, Sample, read_all, unityeyes
 from simgan.data.geometry import UNITYEYES_EYEBALL_RADIUS_PX_AT_800x600
+from simgan.data.histogram import equalize_histogram
 
 SHARED_SAMPLE = Path("reference/samples/unityeyes_1.json")
 
@@ -168,3 +169,40 @@ def test_every_bad_input_is_quarantined_with_its_reason(tmp_path):
     assert "norm 0.5385" in reasons["9.json"]
     assert reasons["10.json"] == "interior_margin_2d has 10 points; expected 16"
     assert "leaves the 320×240 image" in reasons["11.jpg"]
+
+
+def test_a_tighter_crop_magnifies_the_eye_about_its_centre(tmp_path):
+    """eye_width_factor f: the corners span 1/f of the width, so going from 1.5 to 1.2 scales the pupil's
+    offset from the crop centre, and its dark area, by 1.5 / 1.2 (as MPIIGaze frames its eyes)."""
+    write_unityeyes_pair(tmp_path, "1", 0.2, 0.3)
+
+    def pupil(factor: float) -> tuple[np.ndarray, int]:
+        (sample,) = unityeyes.read(unityeyes.scan(tmp_path, eye_width_factor=factor)[0][0])
+        rows, cols = np.nonzero(sample.image < (PUPIL + 40))
+        return np.array([cols.mean() - 27.0, rows.mean() - 17.0]), len(rows)
+
+    (offset_wide, area_wide), (offset_tight, area_tight) = pupil(1.5), pupil(1.2)
+    np.testing.assert_allclose(offset_tight, offset_wide * 1.5 / 1.2, atol=0.6)
+    assert area_tight / area_wide == pytest.approx((1.5 / 1.2) ** 2, rel=0.2)
+
+
+def test_equalize_gives_opencvs_equalised_crop(tmp_path):
+    write_unityeyes_pair(tmp_path, "1", 0.1, -0.2, texture=6.0)
+    (plain,) = unityeyes.read(unityeyes.scan(tmp_path)[0][0])
+    (equalised,) = unityeyes.read(unityeyes.scan(tmp_path, equalize=True)[0][0])
+    np.testing.assert_array_equal(equalised.image, equalize_histogram(plain.image))
+    assert equalised.image.min() == 0 and equalised.image.max() == 255 and plain.image.max() < 255
+    assert equalised.labels == plain.labels
+
+
+def test_equalize_histogram_is_opencvs_formula():
+    image = np.array([[10, 10, 20], [20, 20, 30]], dtype=np.uint8)  # cdf 2, 5, 6 over 6 pixels, cdf_min 2
+    np.testing.assert_array_equal(equalize_histogram(image), [[0, 0, 191], [191, 191, 255]])
+    np.testing.assert_array_equal(equalize_histogram(np.full((2, 2), 7, np.uint8)), np.full((2, 2), 7))
+
+
+@pytest.mark.parametrize("factor", [0.9, 3.5, "1.2"])
+def test_an_eye_width_factor_out_of_range_is_refused(tmp_path, factor):
+    write_unityeyes_pair(tmp_path, "1")
+    with pytest.raises(ValueError, match="eye_width_factor must be in"):
+        unityeyes.scan(tmp_path, eye_width_factor=factor)
