@@ -170,6 +170,28 @@ def test_train_runs_on_two_processes_when_the_environment_asks(repo, first_repro
     assert "up to date" in dvc(repo, "status", "train@gaze").stdout.lower()
 
 
+def test_estimators_train_side_by_side_when_the_environment_lists_devices(repo, first_repro, monkeypatch):
+    """SIMGAN_ESTIMATE_DEVICES=cpu,cpu: estimate@gaze trains its estimators (synthetic, refined) in two processes at
+    once, one device each; the same training sets, steps and losses as one after another, the curves written in
+    the set order, and the device list is not in the stage's hash."""
+    out = repo / layout.estimated("gaze")
+    before = json.loads((out / "training.json").read_text())
+    curves_before = sorted(p.relative_to(out).as_posix() for p in (out / "dvclive").rglob("*.tsv"))
+    lock_before = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]["estimate@gaze"]
+    monkeypatch.setenv("SIMGAN_ESTIMATE_DEVICES", "cpu,cpu")
+    result = dvc(repo, "repro", "-f", "-s", "estimate@gaze")
+    assert stages_run(result.stdout) == {"estimate@gaze"}
+    assert "2 trainings on 2 of cpu, cpu, side by side" in result.stdout, result.stdout[-2000:]
+    after = json.loads((out / "training.json").read_text())
+    assert list(after) == list(before) == ["synthetic", "refined"]
+    for name in before:
+        assert (after[name]["images"], after[name]["steps"]) == (before[name]["images"], before[name]["steps"])
+        assert after[name]["final_loss"] == pytest.approx(before[name]["final_loss"], rel=1e-3)
+    assert sorted(p.relative_to(out).as_posix() for p in (out / "dvclive").rglob("*.tsv")) == curves_before
+    lock_after = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]["estimate@gaze"]
+    assert (lock_after["cmd"], lock_after["params"]) == (lock_before["cmd"], lock_before["params"])
+
+
 def test_a_param_change_reruns_only_its_dependents(repo, first_repro):
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["train"]["gaze"]["adversarial_rounds"] = 3
