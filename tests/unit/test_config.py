@@ -462,3 +462,14 @@ def test_the_crop_options_reach_the_unityeyes_reader(raw, tmp_path):
         "equalize": True,
     }
     assert "eye_width_factor" not in params.prepare["hand"].sources()["synthetic"].options
+
+
+@pytest.mark.parametrize("profile", sorted(p.stem for p in (ROOT / "profiles").glob("*.yaml")))
+def test_every_profile_over_params_yaml_loads(raw, tmp_path, profile):
+    from simgan.profiles import merge
+
+    params = load_params(write(tmp_path, merge(raw, read_yaml(ROOT / "profiles" / f"{profile}.yaml"))))
+    if profile == "real-eyes":  # the recipe of docs/results.md, "Recipe study on real eyes"
+        assert params.prepare["gaze"].sources()["synthetic"].options["eye_width_factor"] == 1.2
+        assert params.refiner_config("gaze").padding_mode == "reflect"
+        assert params.train_config("gaze").self_reg_weight == 2.0
