@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from simgan import layout
 from simgan.io import atomic_write
 
 
@@ -144,7 +145,7 @@ def _refine_folder(runner, source: Path, target: Path) -> int:
 def _bento_to_serve(args: argparse.Namespace) -> tuple[str, str]:
     """(bento tag, where it came from): --bento as given; --latest: the last packaged (package stage's record);
     by default the promoted one (artifacts/promoted.json, written by the retrain flow and `simgan rollback`)."""
-    from simgan import layout, promotion
+    from simgan import promotion
 
     if args.bento is not None:
         return args.bento, "--bento"
@@ -271,7 +272,6 @@ def _check_writable_folder(out: Path) -> None:
 
 def _prepare(args: argparse.Namespace) -> int:
     """params.yaml's prepare section (sizes, splits, formats), optionally another source, into --out."""
-    from simgan import layout
     from simgan.config import load_params
     from simgan.data.prepare import prepare_task
 
@@ -472,7 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
         "what it started with: restart it after a promotion or a rollback. Stops on one Ctrl+C or SIGTERM.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    serve.add_argument("--task", default="gaze", choices=["gaze", "hand"], help="whose refiner")
+    serve.add_argument("--task", default="gaze", choices=layout.TASKS, help="whose refiner")
     which = serve.add_mutually_exclusive_group()
     which.add_argument(
         "--latest",
@@ -491,7 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
         "`simgan serve --task TASK` serves.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    promoted.add_argument("--task", default="gaze", choices=["gaze", "hand"], help="which task")
+    promoted.add_argument("--task", default="gaze", choices=layout.TASKS, help="which task")
     promoted.add_argument("--field", default="bento", choices=["bento", "model"], help="which tag")
     promoted.set_defaults(handler=_promoted)
 
@@ -503,7 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
         "rebuilt: the bento is still in the store. Restart a running `simgan serve --task TASK` to serve it.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    rollback.add_argument("--task", required=True, choices=["gaze", "hand"], help="which task")
+    rollback.add_argument("--task", required=True, choices=layout.TASKS, help="which task")
     rollback.set_defaults(handler=_rollback)
 
     run = commands.add_parser(

@@ -27,6 +27,19 @@ def pitch_yaw_from_gaze(gaze: np.ndarray) -> np.ndarray:
     return np.stack([pitch, yaw], axis=-1)
 
 
+def gaze_labels(gaze: np.ndarray) -> dict[str, float]:
+    """One gaze vector -> the gaze task's label columns (gaze_x/y/z as given, pitch_rad, yaw_rad), as every
+    gaze reader writes them."""
+    pitch, yaw = pitch_yaw_from_gaze(gaze)
+    return {
+        "gaze_x": float(gaze[0]),
+        "gaze_y": float(gaze[1]),
+        "gaze_z": float(gaze[2]),
+        "pitch_rad": float(pitch),
+        "yaw_rad": float(yaw),
+    }
+
+
 def gaze_from_pitch_yaw(pitch_yaw: np.ndarray) -> np.ndarray:
     """(..., 2) (pitch, yaw) radians -> (..., 3) unit gaze vectors, the inverse of `pitch_yaw_from_gaze`."""
     pitch_yaw = np.asarray(pitch_yaw, dtype=np.float64)

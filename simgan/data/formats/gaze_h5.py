@@ -150,14 +150,7 @@ def _labels(look: np.ndarray) -> tuple[dict[str, float], str]:
     if abs(norm - 1.0) > LOOK_VEC_NORM_TOLERANCE:
         return {}, f"look_vec has norm {norm:.4f}; expected a unit vector (±{LOOK_VEC_NORM_TOLERANCE})"
     gaze = geometry.gaze_from_unity_look_vec(look)
-    pitch, yaw = geometry.pitch_yaw_from_gaze(gaze)
-    return {
-        "gaze_x": float(gaze[0]),
-        "gaze_y": float(gaze[1]),
-        "gaze_z": float(gaze[2]),
-        "pitch_rad": float(pitch),
-        "yaw_rad": float(yaw),
-    }, ""
+    return geometry.gaze_labels(gaze), ""
 
 
 def read(item: GazeH5Range) -> list[Sample | Quarantined]:

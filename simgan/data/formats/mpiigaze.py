@@ -216,14 +216,7 @@ def _sample(
     height, width = item.size
     if (height, width) != image.shape:
         image = np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize((width, height), RESAMPLE))
-    pitch, yaw = geometry.pitch_yaw_from_gaze(gaze)
-    labels = {
-        "gaze_x": float(gaze[0]),
-        "gaze_y": float(gaze[1]),
-        "gaze_z": float(gaze[2]),
-        "pitch_rad": float(pitch),
-        "yaw_rad": float(yaw),
-    }
+    labels = geometry.gaze_labels(gaze)
     metadata: dict[str, float | str] = {"day": item.day, "eye": side, "file": name}
     if pose_deg is not None and np.isfinite(pose_deg[index]).all():
         sign = -1.0 if side == "right" else 1.0

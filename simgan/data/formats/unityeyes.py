@@ -304,13 +304,6 @@ def read(item: UnityEyesItem) -> list[Sample | Quarantined]:
     if item.equalize:
         pixels = equalize_histogram(pixels)
     gaze = geometry.gaze_from_unity_look_vec(look)
-    pitch, yaw = geometry.pitch_yaw_from_gaze(gaze)
-    labels = {
-        "gaze_x": float(gaze[0]),
-        "gaze_y": float(gaze[1]),
-        "gaze_z": float(gaze[2]),
-        "pitch_rad": float(pitch),
-        "yaw_rad": float(yaw),
-    }
+    labels = geometry.gaze_labels(gaze)
     metadata = {**metadata, "render_width": full_width, "render_height": full_height}
     return [Sample(id=item.stem, source=item.image, image=pixels, labels=labels, metadata=metadata)]
