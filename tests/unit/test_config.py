@@ -78,7 +78,7 @@ def test_train_config_with_and_without_rounds(params):
     assert (gaze.checkpoint_every_steps, gaze.log_every_steps) == (50, 10)
     pretrain = params.train_config("gaze", with_rounds=False)  # the pretrain stage: no rounds
     assert pretrain.adversarial_rounds == 0
-    assert (pretrain.batch_size, pretrain.refiner_pretrain_steps, pretrain.self_reg_weight) == (32, 100, 0.1)
+    assert (pretrain.batch_size, pretrain.refiner_pretrain_steps, pretrain.self_reg_weight) == (32, 100, 2.0)
     assert params.train_config("hand").adversarial_rounds == 200
     assert params.train_config("hand", with_rounds=False).adversarial_rounds == 0
     assert params.train_config("hand").self_reg_weight == 0.05
@@ -469,7 +469,18 @@ def test_every_profile_over_params_yaml_loads(raw, tmp_path, profile):
     from simgan.profiles import merge
 
     params = load_params(write(tmp_path, merge(raw, read_yaml(ROOT / "profiles" / f"{profile}.yaml"))))
-    if profile == "real-eyes":  # the recipe of docs/results.md, "Recipe study on real eyes"
-        assert params.prepare["gaze"].sources()["synthetic"].options["eye_width_factor"] == 1.2
-        assert params.refiner_config("gaze").padding_mode == "reflect"
-        assert params.train_config("gaze").self_reg_weight == 2.0
+    if profile == "paper":  # the paper's architecture: its padding is unstated, zeros is the common default
+        assert params.refiner_config("gaze").padding_mode == "zeros"
+
+
+def test_the_demo_profile_is_the_recipe_that_keeps_the_pupil_on_real_eyes(raw, tmp_path):
+    """docs/results.md, "Recipe study on real eyes": synthetic crops framed and equalised as MPIIGaze's eyes,
+    reflect padding (no frame of lines along the border), λ 2.0 per image (pupil shift under 1.5 px)."""
+    params = load_params(write(tmp_path, raw))
+    assert params.prepare["gaze"].sources()["synthetic"].options == {
+        "size": (35, 55),
+        "eye_width_factor": 1.2,
+        "equalize": True,
+    }
+    assert params.refiner_config("gaze").padding_mode == "reflect"
+    assert params.train_config("gaze").self_reg_weight == 2.0
