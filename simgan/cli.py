@@ -527,11 +527,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
-    from simgan.training.checkpoint import CheckpointError
-
     try:
         return args.handler(args)
-    except (CheckpointError, ValueError, TypeError, OSError) as error:  # ConfigError is a ValueError
+    except (ValueError, TypeError, OSError) as error:  # ConfigError and CheckpointError are ValueErrors
         if args.verbose:
             raise
         print(f"simgan {args.command}: {one_line(error)}", file=sys.stderr)

@@ -9,12 +9,12 @@ Each knob is declared once. Where the library has a config for it, the section *
 fields — their types, bounds, meanings and paper defaults come from the library declaration
 (`simgan.schema`), and a value left out takes the library's default:
 
-    pretrain.<task>              TrainConfig's pretraining fields (simgan.training.refiner), plus
-      .refiner                   RefinerConfig fields over the task's paper refiner (simgan.nn.refiner)
+    pretrain.<task>              TrainConfig's pretraining fields (simgan.training.configs), plus
+      .refiner                   RefinerConfig fields over the task's paper refiner (simgan.nn.configs)
       .discriminator             DiscriminatorConfig fields over the task's paper discriminator
     train.<task>                 TrainConfig's adversarial-round fields (T, K_g, K_d, cadence)
-    estimate.<task>.model        the task's estimator config fields (simgan.nn.estimators)
-    estimate.<task>.training     EstimatorTrainConfig fields (simgan.training.estimator)
+    estimate.<task>.model        the task's estimator config fields (simgan.nn.configs)
+    estimate.<task>.training     EstimatorTrainConfig fields (simgan.training.configs)
 
 `input_size` of every network is `prepare.<task>.image_size`. The architecture and the first two phases
 of Algorithm 1 live in `pretrain` and the adversarial rounds in `train`, so that changing the number of
@@ -23,6 +23,10 @@ rounds re-runs train and what follows, not pretraining.
 Unknown, missing, mistyped or out-of-range values, a duplicated YAML key, and combinations that cannot
 work (an image size the discriminator cannot take, fractions that leave nothing to train on) are
 refused by `load_params`, each named by its dotted key.
+
+Loading and checking params.yaml does not import torch: the library configs are declared in torch-free
+modules (simgan.nn.configs, simgan.training.configs), so the stages that do not compute with torch
+(prepare, validate, report) and `simgan check` start without its import (a test keeps it so).
 """
 
 from __future__ import annotations
@@ -37,13 +41,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from simgan.data.formats.folder import RESIZE_FILTERS
 from simgan.data.prepare import TEST_SPLITS, RealSplit, Source, source
-from simgan.nn.discriminator import DiscriminatorConfig
-from simgan.nn.estimators import GazeEstimatorConfig, HourglassConfig
-from simgan.nn.refiner import RefinerConfig
+from simgan.nn.configs import DiscriminatorConfig, GazeEstimatorConfig, HourglassConfig, RefinerConfig
 from simgan.schema import Tuple, problems
 from simgan.tasks import TASKS
-from simgan.training.estimator import EstimatorTrainConfig
-from simgan.training.refiner import TrainConfig
+from simgan.training.configs import ESTIMATOR_SPECS, EstimatorTrainConfig, TrainConfig
 
 FORMATS = ("unityeyes", "mpiigaze", "gaze_h5", "nyu", "folder")
 ROUND_FIELDS = (
@@ -382,7 +383,7 @@ class Params(_Section):
 
     def estimator_config(self, task: str) -> GazeEstimatorConfig | HourglassConfig:
         model = self.estimate[task].model.model_dump(exclude_unset=True)
-        return TASKS[task].estimation.config_class(**model, input_size=self.image_size(task))
+        return ESTIMATOR_SPECS[task].config_class(**model, input_size=self.image_size(task))
 
     def estimator_train_config(self, task: str) -> EstimatorTrainConfig:
         return EstimatorTrainConfig(**self.estimate[task].training.model_dump(exclude_unset=True))
@@ -419,7 +420,7 @@ class Params(_Section):
                     failed.add(key)
                     found += [_blame_size(line, task) for line in problems(error, key)]
             training = self.estimate[task].training
-            if training.augment and not TASKS[task].estimation.augments:
+            if training.augment and not ESTIMATOR_SPECS[task].augments:
                 found.append(
                     f"estimate.{task}.training.augment: {task} targets do not move with the pixels, so "
                     "rotations and crops would corrupt the labels; set it to false"

@@ -21,15 +21,11 @@ term by C·H·W values, so λ_mean = λ_sum · (C·H·W) / (h·w) keeps the same
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
 
 from simgan.nn.discriminator import REAL_LABEL, REFINED_LABEL
-
-Reduction = Literal["sum", "mean"]
-SelfRegFeature = Literal["identity", "channel_mean", "gradients"]
+from simgan.training.configs import Reduction, SelfRegFeature  # declared with TrainConfig, whose knobs they are
 
 
 def patch_cross_entropy(logits: torch.Tensor, target: int) -> torch.Tensor:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -25,9 +26,10 @@ import pandas as pd
 from simgan.evaluation import gaze as gaze_evaluation
 from simgan.evaluation import hand as hand_evaluation
 from simgan.evaluation.preservation import hand_preservation, pupil_shift
-from simgan.nn.discriminator import DISCRIMINATOR_PRESETS, DiscriminatorConfig
-from simgan.nn.refiner import REFINER_PRESETS, RefinerConfig
-from simgan.training.estimator import ESTIMATIONS, Estimation
+from simgan.nn.configs import DISCRIMINATOR_PRESETS, REFINER_PRESETS, DiscriminatorConfig, RefinerConfig
+
+if TYPE_CHECKING:
+    from simgan.training.estimator import Estimation
 
 GAZE_COLUMNS = ("gaze_x", "gaze_y", "gaze_z")
 
@@ -56,10 +58,17 @@ class TaskSpec:
     name: str
     refiner: RefinerConfig
     discriminator: DiscriminatorConfig
-    estimation: Estimation
     targets: Callable[[pd.DataFrame], np.ndarray]
     metrics: TaskMetrics
     preservation: Callable[[np.ndarray, np.ndarray, np.ndarray], dict]
+
+    @property
+    def estimation(self) -> Estimation:
+        """The task's estimator (simgan.training.estimator), looked up when asked: it imports torch, and the
+        params loader (simgan.config), which reads these specs, does not."""
+        from simgan.training.estimator import ESTIMATIONS
+
+        return ESTIMATIONS[self.name]
 
 
 def gaze_targets(manifest: pd.DataFrame) -> np.ndarray:
@@ -78,7 +87,6 @@ TASKS: dict[str, TaskSpec] = {
         name="gaze",
         refiner=REFINER_PRESETS["gaze"],
         discriminator=DISCRIMINATOR_PRESETS["gaze"],
-        estimation=ESTIMATIONS["gaze"],
         targets=gaze_targets,
         metrics=TaskMetrics(
             gaze_evaluation.angular_error_deg,
@@ -95,7 +103,6 @@ TASKS: dict[str, TaskSpec] = {
         name="hand",
         refiner=REFINER_PRESETS["hand"],
         discriminator=DISCRIMINATOR_PRESETS["hand"],
-        estimation=ESTIMATIONS["hand"],
         targets=hand_targets,
         metrics=TaskMetrics(
             hand_evaluation.joint_errors_px,

@@ -11,36 +11,20 @@ Hand (§3.3): a stacked hourglass (Newell et al. 2016) with 2 hourglass blocks a
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 from torch import nn
 
 from simgan.nn.checks import check_model_input
-from simgan.schema import Tuple, schema
+
+# The configs are declared without torch (simgan.nn.configs) and imported from here too.
+from simgan.nn.configs import GazeEstimatorConfig, HourglassConfig
 
 
 def _check(images: torch.Tensor, size: tuple[int, int], what: str) -> None:
     check_model_input(images, channels=1, what=what, check_range=False)
     if tuple(images.shape[-2:]) != tuple(size):
         raise ValueError(f"{what}: expected images of {size[0]}×{size[1]} (H×W); got {tuple(images.shape[-2:])}")
-
-
-@schema
-class GazeEstimatorConfig:
-    """Shape of the gaze CNN. The paper's 35×55 input gives exactly the 9,600-value flatten."""
-
-    input_size: Annotated[tuple[int, int], Tuple, Field(description="(H, W) pixels of the eye images")] = (35, 55)
-    widths: Annotated[
-        tuple[int, int, int, int, int], Tuple, Field(description="maps of the five convs (paper: 32, 32, 64, 80, 192)")
-    ] = (32, 32, 64, 80, 192)
-    hidden: Annotated[int, Field(ge=1, description="units of the hidden fully connected layer (paper: 1000)")] = 1000
-
-    def __post_init__(self) -> None:
-        if min(self.widths) < 1:
-            raise ValueError(f"GazeEstimatorConfig.widths must be positive; got {self.widths}")
 
 
 class GazeEstimator(nn.Module):
@@ -81,29 +65,6 @@ class GazeEstimator(nn.Module):
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.forward(images), dim=1)
-
-
-@schema
-class HourglassConfig:
-    """Shape of the stacked hourglass. The stem halves the input with a stride-2 conv and then resizes
-    to `heatmap_size` (exact for a 128×128 input; 224 → 112 → 64)."""
-
-    input_size: Annotated[
-        tuple[int, int], Tuple, Field(description="(H, W) pixels of the depth crops (paper: 224×224)")
-    ] = (224, 224)
-    num_joints: Annotated[int, Field(ge=1, description="heatmaps (paper: 14, NYU's evaluation joints)")] = 14
-    num_stacks: Annotated[int, Field(ge=1, description="hourglass blocks (paper: 2)")] = 2
-    width: Annotated[int, Field(ge=1, description="feature maps throughout (Newell et al.: 256)")] = 128
-    depth: Annotated[
-        int, Field(ge=1, description="down-sampling levels inside each hourglass (Newell et al.: 4 at 64×64)")
-    ] = 4
-    heatmap_size: Annotated[
-        tuple[int, int], Tuple, Field(description="(h, w) of the output heatmaps (paper: 64×64)")
-    ] = (64, 64)
-
-    def __post_init__(self) -> None:
-        if min(self.heatmap_size) >> self.depth < 1:
-            raise ValueError(f"HourglassConfig: heatmap_size {self.heatmap_size} cannot be halved {self.depth} times")
 
 
 class _Residual(nn.Module):

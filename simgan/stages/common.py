@@ -148,13 +148,15 @@ def die_with_parent(sig: int = signal.SIGTERM) -> bool:
 
 def one_line_errors(stage: str) -> None:
     """Print a checkpoint problem that ends the stage (CheckpointError, e.g. another trainer holds the
-    checkpoint) as one line `stage: message` instead of a traceback; other errors keep theirs."""
-    from simgan.training.checkpoint import CheckpointError
+    checkpoint) as one line `stage: message` instead of a traceback; other errors keep theirs.
 
+    simgan.training.checkpoint (and torch with it) is not imported for this: a stage that never loaded it
+    cannot have raised its error, and the stages that do not compute with torch stay without it."""
     previous = getattr(sys.excepthook, "simgan_previous", sys.excepthook)  # installed once, whatever the calls
 
     def hook(kind, error, traceback) -> None:
-        if issubclass(kind, CheckpointError):
+        checkpoint = sys.modules.get("simgan.training.checkpoint")
+        if checkpoint is not None and issubclass(kind, checkpoint.CheckpointError):
             print(f"{stage}: {error}", file=sys.stderr)
         else:
             previous(kind, error, traceback)

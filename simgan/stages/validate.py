@@ -50,7 +50,7 @@ def read_manifest(path: Path) -> pd.DataFrame:
 
 def configured_image_size(task: str, params: Path) -> tuple[tuple[int, int], str]:
     """(height, width) from params.yaml's `prepare.<task>.image_size` (checked whole, like every stage's)."""
-    from simgan.config import load_params  # pydantic and torch: only when the size is not given
+    from simgan.config import load_params  # pydantic and the data readers: only when the size is not given
 
     return tuple(load_params(params).prepare[task].image_size), f"{params}: prepare.{task}.image_size"
 

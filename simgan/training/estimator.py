@@ -17,12 +17,10 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 
 from simgan.data.transforms import as_nchw_uint8, to_model
 from simgan.nn.estimators import (
@@ -33,44 +31,11 @@ from simgan.nn.estimators import (
     heatmap_peaks,
     joint_heatmaps,
 )
-from simgan.schema import schema
 from simgan.training.checkpoint import CheckpointError, config_from_state, load_checkpoint, load_module_state
+
+# the configs are declared without torch, for the params loader (simgan.config), and imported from here too
+from simgan.training.configs import ESTIMATOR_SPECS, EstimatorSpec, EstimatorTrainConfig
 from simgan.training.loop import Report, TrainingLoop, default_device
-
-
-@schema
-class EstimatorTrainConfig:
-    """How an estimator is trained.
-
-    optimizer, lr, momentum: paper: "a constant 0.001 learning rate"; SGD unless Adam is chosen.
-    augment: random rotations within ±rotation_deg and crops that shift the subject by up to
-        crop_shift_fraction of the crop and scale it by 1 ± crop_scale_fraction, with the joints moved
-        by the same transform (paper §3.3: "random [−20, 20] degree rotations and crops"). Only tasks
-        whose targets move with the pixels support it (hand); the gaze CNN is trained without, as in
-        the paper.
-    """
-
-    steps: Annotated[
-        int, Field(ge=1, description="optimiser steps (a fixed budget: the same for synthetic and refined training)")
-    ] = 2000
-    batch_size: Annotated[int, Field(ge=1, description="images per step (paper: 512)")] = 512
-    optimizer: Literal["sgd", "adam"] = "sgd"
-    lr: Annotated[float, Field(gt=0, description="learning rate (paper: a constant 0.001)")] = 0.001
-    momentum: Annotated[float, Field(ge=0, lt=1, description="SGD momentum")] = 0.0
-    weight_decay: Annotated[
-        float, Field(ge=0, description="L2 on the weights (paper: unstated; 0 is the paper-literal reading)")
-    ] = 0.0
-    augment: bool = True
-    rotation_deg: Annotated[float, Field(ge=0, le=180, description="paper: random rotations within ±20°")] = 20.0
-    crop_shift_fraction: Annotated[float, Field(ge=0, lt=1, description="largest shift, fraction of the crop")] = 0.1
-    crop_scale_fraction: Annotated[float, Field(ge=0, lt=1, description="largest scale change, fraction")] = 0.1
-    heatmap_sigma_px: Annotated[
-        float, Field(gt=0, description="width of the target Gaussians, heatmap pixels (Newell et al.: 1)")
-    ] = 1.0
-    seed: Annotated[int, Field(description="drives initialisation, batch sampling and augmentation")] = 0
-    log_every_steps: Annotated[int, Field(ge=1, description="average the loss over this many steps")] = 50
-    checkpoint_every_steps: Annotated[int, Field(ge=1, description="write the checkpoint this often")] = 500
-
 
 ModelConfig = GazeEstimatorConfig | HourglassConfig
 
@@ -90,18 +55,27 @@ def _hand_loss(model, model_config, config, images, targets) -> torch.Tensor:
 class Estimation:
     """One task's estimator: its network, targets, loss and prediction.
 
+    spec: its config class and whether its targets move with the pixels (simgan.training.configs, where the
+        params loader reads them without torch); `config_class` and `augments` read them from it.
     target_shape: the shape of one target, -1 for "any length" (the number of joints).
     predict: the network's output for a batch -> targets in the same units as the labels.
-    augments: whether targets move with the pixels, so rotations and crops can be applied to both.
     """
 
     task: str
-    config_class: type
+    spec: EstimatorSpec
     build: Callable[[ModelConfig], torch.nn.Module]
     target_shape: tuple[int, ...]
     loss: Callable[..., torch.Tensor]
     predict: Callable[[torch.nn.Module, torch.Tensor], torch.Tensor]
-    augments: bool
+
+    @property
+    def config_class(self) -> type:
+        return self.spec.config_class
+
+    @property
+    def augments(self) -> bool:
+        """Whether targets move with the pixels, so rotations and crops can be applied to both."""
+        return self.spec.augments
 
     def empty_prediction(self, model: torch.nn.Module) -> np.ndarray:
         shape = tuple(getattr(model.config, "num_joints", 0) if size == -1 else size for size in self.target_shape)
@@ -128,21 +102,19 @@ class Estimation:
 ESTIMATIONS: dict[str, Estimation] = {
     "gaze": Estimation(
         "gaze",
-        GazeEstimatorConfig,
+        ESTIMATOR_SPECS["gaze"],
         GazeEstimator,
         (3,),
         _gaze_loss,
         lambda model, x: F.normalize(model(x), dim=1),
-        augments=False,
     ),
     "hand": Estimation(
         "hand",
-        HourglassConfig,
+        ESTIMATOR_SPECS["hand"],
         StackedHourglass,
         (-1, 2),
         _hand_loss,
         lambda model, x: heatmap_peaks(model(x)[-1], model.config.input_size),
-        augments=True,
     ),
 }
 

@@ -34,17 +34,13 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
 
 import numpy as np
 import torch
-from pydantic import Field
 
 from simgan.data.transforms import as_nchw_uint8, to_model
 from simgan.history import HistoryBuffer
 from simgan.losses import (
-    Reduction,
-    SelfRegFeature,
     discriminator_loss,
     patch_cross_entropy,
     refiner_adversarial_loss,
@@ -52,9 +48,9 @@ from simgan.losses import (
 )
 from simgan.nn.discriminator import REAL_LABEL, REFINED_LABEL, Discriminator, DiscriminatorConfig
 from simgan.nn.refiner import Refiner, RefinerConfig
-from simgan.schema import Tuple, schema
 from simgan.training import distributed
 from simgan.training.checkpoint import CheckpointError, config_from_state, load_checkpoint, load_module_state
+from simgan.training.configs import TrainConfig  # declared without torch, for the params loader; imported from here too
 from simgan.training.loop import Report, TrainingLoop, default_device
 
 log = logging.getLogger(__name__)
@@ -62,79 +58,6 @@ log = logging.getLogger(__name__)
 
 class StuckDiscriminatorWarning(RuntimeWarning):
     """D's loss sits at ln 2 per patch and its gradient vanished: it has stopped learning."""
-
-
-@schema
-class TrainConfig:
-    """Hyperparameters of Algorithm 1. Units are in the names; paper values are the defaults.
-
-    refiner_steps_per_round, discriminator_steps_per_round: K_g = 2, K_d = 1 (see module docstring).
-    self_reg_weight: λ of Eq. (4), on the scale of `self_reg_reduction` (see simgan.losses): with
-        "sum", per image |ψ(x̃) − ψ(x)| summed over pixels; the paper does not state λ. 0.01 with
-        "sum" (≈ 0.53 in "mean" terms on 35×55 eyes) leaves the adversarial term room to act
-        while keeping SGD at lr 0.001 stable.
-    history_capacity: B, unstated in the paper. 25,600 = 100 D steps of b/2 = 256: a stored image
-        lives 100 D steps on average.
-    stuck_tolerance, stuck_grad_norm: warn when |CE per patch − ln 2| < tolerance and D's gradient
-        norm < stuck_grad_norm, averaged over a logging window.
-    """
-
-    batch_size: Annotated[
-        int,
-        Field(
-            ge=2,
-            description="b, images per R batch and per D batch of refined (and of "
-            "real) images; paper: 512 for all networks (§3.1)",
-        ),
-    ] = 512
-    refiner_pretrain_steps: Annotated[
-        int, Field(ge=0, description="R steps on λ·ℓ_reg only (paper: 1,000 eyes, 500 hands)")
-    ] = 1000
-    discriminator_pretrain_steps: Annotated[
-        int, Field(ge=0, description="D steps against the pretrained R (paper: 200)")
-    ] = 200
-    adversarial_rounds: Annotated[
-        int, Field(ge=0, description="T of Algorithm 1; the paper trains until the validation error converges")
-    ] = 10_000
-    refiner_steps_per_round: Annotated[int, Field(ge=1, description="K_g, R updates per round")] = 2
-    discriminator_steps_per_round: Annotated[int, Field(ge=1, description="K_d, D updates per round")] = 1
-    optimizer: Literal["sgd", "adam"] = "sgd"
-    lr: Annotated[float, Field(gt=0, description="learning rate of both networks (paper: 0.001)")] = 0.001
-    momentum: Annotated[float, Field(ge=0, lt=1, description="SGD momentum; the paper says plain SGD, so 0")] = 0.0
-    adam_betas: Annotated[tuple[float, float], Tuple, Field(description="Adam's (β1, β2); used by 'adam' only")] = (
-        0.9,
-        0.999,
-    )
-    self_reg_weight: Annotated[float, Field(ge=0, description="λ of Eq. (4), on the scale of self_reg_reduction")] = (
-        0.01
-    )
-    self_reg_feature: SelfRegFeature = "identity"
-    self_reg_reduction: Reduction = "sum"
-    adversarial_reduction: Annotated[
-        Reduction, Field(description="'sum' over patches, the paper's text (§2.2); or 'mean'")
-    ] = "sum"
-    history_capacity: Annotated[int, Field(ge=1, description="B, refined images kept for D (§2.3)")] = 25_600
-    use_history: Annotated[bool, Field(description="False: the §3.3 ablation without the history buffer")] = True
-    seed: Annotated[int, Field(description="seeds the initial weights and every sample drawn (checkpointed)")] = 0
-    checkpoint_every_steps: Annotated[
-        int, Field(ge=1, description="write the checkpoint this often (and at each phase end and at the end)")
-    ] = 500
-    log_every_steps: Annotated[
-        int, Field(ge=1, description="average metrics over this many steps before reporting them")
-    ] = 10
-    amp: Annotated[bool, Field(description="bf16 autocast on CUDA (ignored on CPU)")] = True
-    channels_last: Annotated[bool, Field(description="NHWC tensors on CUDA (ignored on CPU)")] = True
-    stuck_tolerance: Annotated[float, Field(gt=0)] = 0.01
-    stuck_grad_norm: Annotated[float, Field(gt=0)] = 1e-4
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.adam_betas[0] < 1 or not 0 <= self.adam_betas[1] < 1:
-            raise ValueError(f"TrainConfig.adam_betas must each be in [0, 1); got {self.adam_betas}")
-        if self.use_history and self.history_capacity < self.batch_size // 2:
-            raise ValueError(
-                f"TrainConfig.history_capacity ({self.history_capacity}) must hold at least "
-                f"b/2 = {self.batch_size // 2} images"
-            )
 
 
 OPTIMIZERS: dict[str, Callable[[list[torch.nn.Parameter], TrainConfig], torch.optim.Optimizer]] = {

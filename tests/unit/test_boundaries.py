@@ -73,6 +73,26 @@ def test_validation_imports_great_expectations_lazily():
     assert done.returncode == 0, done.stderr
 
 
+def test_stages_that_do_not_compute_with_torch_do_not_import_it():
+    """prepare, validate and report (and `simgan check`) never compute with torch, and its import costs each
+    stage process ~2 s of CPU: importing the params loader and those stages, loading params.yaml and installing
+    the stages' error hook must leave torch unimported."""
+    modules = ("simgan.config", "simgan.stages.prepare", "simgan.stages.validate", "simgan.stages.report")
+    code = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module(name)\n"
+        "    assert 'torch' not in sys.modules, f'importing {name} imported torch'\n"
+        "from simgan.config import load_params\n"
+        "from simgan.stages.common import one_line_errors\n"
+        "load_params('params.yaml')\n"
+        "one_line_errors('prepare')\n"
+        "assert 'torch' not in sys.modules, 'loading params.yaml imported torch'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=CORE.parent, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
 def test_service_uses_only_simgan_inference():
     """service.py imports simgan.inference only, so serving preprocesses images as training does."""
     tree = ast.parse((CORE.parent / "service.py").read_text())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -84,7 +86,13 @@ def test_local_discriminator_map_size_and_receptive_field(preset, map_size, fiel
 
 @pytest.mark.parametrize("preset", ["gaze", pytest.param("hand", marks=pytest.mark.slow)])
 def test_receptive_field_is_what_the_network_sees(preset):
-    """Measured, not only computed: which input pixels change the centre logit of the map."""
+    """Measured, not only computed: which input pixels change the centre logit of the map.
+
+    Each row (column) of a window around where the centre logit's field should lie is perturbed in turn; the
+    window is 8 pixels wider than the field on each side (clipped to the image), and the rows (columns) that
+    change the logit must be a run of exactly `receptive_field` lying strictly inside it: a field that were
+    larger would reach the window's edge, or show more rows, and one that were smaller would show fewer.
+    """
     config = DISCRIMINATOR_PRESETS[preset]
     discriminator = Discriminator(config).double()
     with torch.no_grad():  # positive weights and inputs: every ReLU passes and a bigger pixel wins every max-pool
@@ -94,23 +102,30 @@ def test_receptive_field_is_what_the_network_sees(preset):
     map_h, map_w = output_size(config)
     cy, cx = map_h // 2, map_w // 2
     base = torch.rand(1, 1, height, width, dtype=torch.double) + 0.1
+    field = receptive_field(config)
+    jump = math.prod(layer[2] for layer in config.layers)  # input pixels between neighbouring logits
+    margin = 8
 
-    def influenced(axis: str) -> list[int]:
-        count = height if axis == "row" else width
-        batch = base.repeat(count, 1, 1, 1)
-        for i in range(count):
+    def influenced(axis: str) -> tuple[list[int], range]:
+        """The rows (columns) of the window that change the centre logit, and the window."""
+        count, centre = (height, cy) if axis == "row" else (width, cx)
+        first = centre * jump  # valid padding: logit i's field would start at pixel i·jump
+        window = range(max(first - margin, 0), min(first + field + margin, count))
+        batch = base.repeat(len(window), 1, 1, 1)
+        for k, i in enumerate(window):
             if axis == "row":
-                batch[i, 0, i, :] += 1000.0
+                batch[k, 0, i, :] += 1000.0
             else:
-                batch[i, 0, :, i] += 1000.0
+                batch[k, 0, :, i] += 1000.0
         with torch.no_grad():
-            centre = discriminator(batch)[:, 1, cy, cx]
+            centre_logits = discriminator(batch)[:, 1, cy, cx]
             reference = discriminator(base)[0, 1, cy, cx]
-        return [i for i in range(count) if centre[i] != reference]
+        return [i for k, i in enumerate(window) if centre_logits[k] != reference], window
 
-    rows, cols = influenced("row"), influenced("column")
-    assert len(rows) == receptive_field(config) and rows == list(range(rows[0], rows[0] + len(rows)))
-    assert len(cols) == receptive_field(config) and cols == list(range(cols[0], cols[0] + len(cols)))
+    for axis in ("row", "column"):
+        lines, window = influenced(axis)
+        assert len(lines) == field and lines == list(range(lines[0], lines[0] + len(lines))), (axis, lines)
+        assert window[0] < lines[0] and lines[-1] < window[-1], (axis, lines, window)  # nothing beyond it counts
 
 
 @pytest.mark.parametrize("preset", ["gaze", "hand"])

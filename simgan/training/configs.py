@@ -1,0 +1,149 @@
+"""The training configs, without torch: Algorithm 1's (TrainConfig) and the estimators' (EstimatorTrainConfig).
+
+Declared here, where reading and checking params.yaml (simgan.config) costs no torch import; the trainers
+in simgan.training.refiner and simgan.training.estimator import them from here, and so can their callers.
+`ESTIMATOR_SPECS` is what the params loader needs to know of each task's estimator without building it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from simgan.nn.configs import GazeEstimatorConfig, HourglassConfig
+from simgan.schema import Tuple, schema
+
+Reduction = Literal["sum", "mean"]
+"""How simgan.losses reduces a loss over patches or pixels (its docstring gives the scales)."""
+SelfRegFeature = Literal["identity", "channel_mean", "gradients"]
+"""ψ of Eq. (4): the feature transform simgan.losses.feature_transform applies before the L1 distance."""
+
+
+@schema
+class TrainConfig:
+    """Hyperparameters of Algorithm 1. Units are in the names; paper values are the defaults.
+
+    refiner_steps_per_round, discriminator_steps_per_round: K_g = 2, K_d = 1 (§3.1's "K_g is set to 50"
+        contradicts its own "twice"; simgan.training.refiner says why 2).
+    self_reg_weight: λ of Eq. (4), on the scale of `self_reg_reduction` (see simgan.losses): with
+        "sum", per image |ψ(x̃) − ψ(x)| summed over pixels; the paper does not state λ. 0.01 with
+        "sum" (≈ 0.53 in "mean" terms on 35×55 eyes) leaves the adversarial term room to act
+        while keeping SGD at lr 0.001 stable.
+    history_capacity: B, unstated in the paper. 25,600 = 100 D steps of b/2 = 256: a stored image
+        lives 100 D steps on average.
+    stuck_tolerance, stuck_grad_norm: warn when |CE per patch − ln 2| < tolerance and D's gradient
+        norm < stuck_grad_norm, averaged over a logging window.
+    """
+
+    batch_size: Annotated[
+        int,
+        Field(
+            ge=2,
+            description="b, images per R batch and per D batch of refined (and of "
+            "real) images; paper: 512 for all networks (§3.1)",
+        ),
+    ] = 512
+    refiner_pretrain_steps: Annotated[
+        int, Field(ge=0, description="R steps on λ·ℓ_reg only (paper: 1,000 eyes, 500 hands)")
+    ] = 1000
+    discriminator_pretrain_steps: Annotated[
+        int, Field(ge=0, description="D steps against the pretrained R (paper: 200)")
+    ] = 200
+    adversarial_rounds: Annotated[
+        int, Field(ge=0, description="T of Algorithm 1; the paper trains until the validation error converges")
+    ] = 10_000
+    refiner_steps_per_round: Annotated[int, Field(ge=1, description="K_g, R updates per round")] = 2
+    discriminator_steps_per_round: Annotated[int, Field(ge=1, description="K_d, D updates per round")] = 1
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    lr: Annotated[float, Field(gt=0, description="learning rate of both networks (paper: 0.001)")] = 0.001
+    momentum: Annotated[float, Field(ge=0, lt=1, description="SGD momentum; the paper says plain SGD, so 0")] = 0.0
+    adam_betas: Annotated[tuple[float, float], Tuple, Field(description="Adam's (β1, β2); used by 'adam' only")] = (
+        0.9,
+        0.999,
+    )
+    self_reg_weight: Annotated[float, Field(ge=0, description="λ of Eq. (4), on the scale of self_reg_reduction")] = (
+        0.01
+    )
+    self_reg_feature: SelfRegFeature = "identity"
+    self_reg_reduction: Reduction = "sum"
+    adversarial_reduction: Annotated[
+        Reduction, Field(description="'sum' over patches, the paper's text (§2.2); or 'mean'")
+    ] = "sum"
+    history_capacity: Annotated[int, Field(ge=1, description="B, refined images kept for D (§2.3)")] = 25_600
+    use_history: Annotated[bool, Field(description="False: the §3.3 ablation without the history buffer")] = True
+    seed: Annotated[int, Field(description="seeds the initial weights and every sample drawn (checkpointed)")] = 0
+    checkpoint_every_steps: Annotated[
+        int, Field(ge=1, description="write the checkpoint this often (and at each phase end and at the end)")
+    ] = 500
+    log_every_steps: Annotated[
+        int, Field(ge=1, description="average metrics over this many steps before reporting them")
+    ] = 10
+    amp: Annotated[bool, Field(description="bf16 autocast on CUDA (ignored on CPU)")] = True
+    channels_last: Annotated[bool, Field(description="NHWC tensors on CUDA (ignored on CPU)")] = True
+    stuck_tolerance: Annotated[float, Field(gt=0)] = 0.01
+    stuck_grad_norm: Annotated[float, Field(gt=0)] = 1e-4
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.adam_betas[0] < 1 or not 0 <= self.adam_betas[1] < 1:
+            raise ValueError(f"TrainConfig.adam_betas must each be in [0, 1); got {self.adam_betas}")
+        if self.use_history and self.history_capacity < self.batch_size // 2:
+            raise ValueError(
+                f"TrainConfig.history_capacity ({self.history_capacity}) must hold at least "
+                f"b/2 = {self.batch_size // 2} images"
+            )
+
+
+@schema
+class EstimatorTrainConfig:
+    """How an estimator is trained.
+
+    optimizer, lr, momentum: paper: "a constant 0.001 learning rate"; SGD unless Adam is chosen.
+    augment: random rotations within ±rotation_deg and crops that shift the subject by up to
+        crop_shift_fraction of the crop and scale it by 1 ± crop_scale_fraction, with the joints moved
+        by the same transform (paper §3.3: "random [−20, 20] degree rotations and crops"). Only tasks
+        whose targets move with the pixels support it (hand); the gaze CNN is trained without, as in
+        the paper.
+    """
+
+    steps: Annotated[
+        int, Field(ge=1, description="optimiser steps (a fixed budget: the same for synthetic and refined training)")
+    ] = 2000
+    batch_size: Annotated[int, Field(ge=1, description="images per step (paper: 512)")] = 512
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    lr: Annotated[float, Field(gt=0, description="learning rate (paper: a constant 0.001)")] = 0.001
+    momentum: Annotated[float, Field(ge=0, lt=1, description="SGD momentum")] = 0.0
+    weight_decay: Annotated[
+        float, Field(ge=0, description="L2 on the weights (paper: unstated; 0 is the paper-literal reading)")
+    ] = 0.0
+    augment: bool = True
+    rotation_deg: Annotated[float, Field(ge=0, le=180, description="paper: random rotations within ±20°")] = 20.0
+    crop_shift_fraction: Annotated[float, Field(ge=0, lt=1, description="largest shift, fraction of the crop")] = 0.1
+    crop_scale_fraction: Annotated[float, Field(ge=0, lt=1, description="largest scale change, fraction")] = 0.1
+    heatmap_sigma_px: Annotated[
+        float, Field(gt=0, description="width of the target Gaussians, heatmap pixels (Newell et al.: 1)")
+    ] = 1.0
+    seed: Annotated[int, Field(description="drives initialisation, batch sampling and augmentation")] = 0
+    log_every_steps: Annotated[int, Field(ge=1, description="average the loss over this many steps")] = 50
+    checkpoint_every_steps: Annotated[int, Field(ge=1, description="write the checkpoint this often")] = 500
+
+
+@dataclass(frozen=True)
+class EstimatorSpec:
+    """A task's estimator as far as params.yaml is concerned (the network, loss and prediction are
+    simgan.training.estimator's `Estimation`, which holds this).
+
+    config_class: the network's config (simgan.nn.configs); estimate.<task>.model holds its fields.
+    augments: whether the targets move with the pixels (joints do, a gaze vector does not), so that
+        rotations and crops can be applied to both (EstimatorTrainConfig.augment).
+    """
+
+    config_class: type
+    augments: bool
+
+
+ESTIMATOR_SPECS: dict[str, EstimatorSpec] = {
+    "gaze": EstimatorSpec(GazeEstimatorConfig, augments=False),
+    "hand": EstimatorSpec(HourglassConfig, augments=True),
+}
