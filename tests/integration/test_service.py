@@ -39,7 +39,7 @@ from simgan.inference import RefinerRunner
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 TASK = "gaze"
-MAX_BATCH = 8  # the tiny profile's package.gaze.max_batch_size
+MAX_BATCH = 8  # package.gaze.max_batch_size of this test's project (set below over params.yaml)
 MAX_PIXELS = 100_000  # and max_image_pixels
 
 # Loaded in every Python process of the package stage and the server (via PYTHONPATH): refuses and
