@@ -8,7 +8,7 @@ labels (that would leak the test split into training) — and it is resumable ex
 
 What differs between the tasks is data, one `Estimation` per task in `ESTIMATIONS`: the gaze CNN
 (targets: unit 3-D gaze vectors, L2 loss, paper §3.1) and the stacked hourglass (targets: 14 joints
-(x, y) in crop pixels, heatmap MSE with intermediate supervision, paper §3.3).
+(x, y) in crop pixels, heatmap MSE or softmax cross-entropy with intermediate supervision, paper §3.3).
 """
 
 from __future__ import annotations
@@ -46,9 +46,20 @@ def _gaze_loss(model, model_config, config, images, targets) -> torch.Tensor:
 
 def _hand_loss(model, model_config, config, images, targets) -> torch.Tensor:
     wanted = joint_heatmaps(targets, model_config.input_size, model_config.heatmap_size, config.heatmap_sigma_px)
-    # intermediate supervision: the same target after every hourglass; ×1000 keeps the MSE of mostly
-    # zero 64×64 maps on the scale of the gaze loss (the optimiser does not care, the logs do)
+    # intermediate supervision: the same target after every hourglass
+    if config.heatmap_loss == "softmax":
+        return sum(heatmap_cross_entropy(heatmaps, wanted) for heatmaps in model(images))
+    # ×1000 keeps the MSE of mostly zero 64×64 maps on the scale of the gaze loss (the optimiser does not
+    # care, the logs do)
     return sum(F.mse_loss(heatmaps, wanted) for heatmaps in model(images)) * 1000
+
+
+def heatmap_cross_entropy(logits: torch.Tensor, wanted: torch.Tensor) -> torch.Tensor:
+    """Mean over images and joints of the cross-entropy between softmax(logits) over each map's pixels and the
+    target map normalised to sum 1 (N, J, h, w both). A joint outside the crop (an all-zero target) adds 0."""
+    wanted = wanted.flatten(2)
+    wanted = wanted / wanted.sum(-1, keepdim=True).clamp_min(1e-12)
+    return -(wanted * F.log_softmax(logits.flatten(2), -1)).sum(-1).mean()
 
 
 @dataclass(frozen=True)
