@@ -12,10 +12,12 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 # Under pytest-xdist (`make test`: one worker per core) each worker, and every stage process it starts,
 # computes on one thread: two workers with torch's default of one thread per core each would fight over
-# the cores.
+# the cores. For the same reason evaluate's realism classifiers stay in the stage's own process (spawning one
+# per core would only add torch imports to the tiny runs; test_eval_realism checks the parallel path).
 if os.environ.get("PYTEST_XDIST_WORKER"):
     for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(variable, "1")
+    os.environ.setdefault("SIMGAN_EVALUATE_WORKERS", "1")
 
 import numpy as np
 import pytest

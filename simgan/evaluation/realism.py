@@ -357,6 +357,74 @@ def realism_scores(real: np.ndarray, other: np.ndarray, **options) -> dict:
     return {"auc": classifier_auc(real, other, **options), "kid": kernel_inception_distance(real, other, **kid_options)}
 
 
+def merge_classifier_aucs(parts: list[dict]) -> dict:
+    """classifier_auc results of disjoint seed lists -> the result of one call with the seeds in that order
+    (values concatenated, mean and std over all of them)."""
+    if not parts:
+        raise ValueError("nothing to merge")
+    budgets = {}
+    for steps in parts[0]["budgets"]:
+        values = [v for part in parts for v in part["budgets"][steps]["values"]]
+        budgets[steps] = {"mean": float(np.mean(values)), "std": float(np.std(values)), "values": values}
+    return {
+        "budgets": budgets,
+        "n_test": parts[0]["n_test"],
+        "seeds": [seed for part in parts for seed in part["seeds"]],
+        "standardised": parts[0]["standardised"],
+    }
+
+
+def realism_report(
+    real: np.ndarray,
+    sets: dict[str, np.ndarray],
+    *,
+    seed: int = 0,
+    steps: int = 300,
+    budgets: tuple[int, ...] = (30, 100, 300),
+    seeds: int = 3,
+    device: str = "cpu",
+    workers: int = 1,
+) -> dict[str, dict]:
+    """For each named set: `two_sample_test(real, images, seed, steps)` updated with `realism_scores(real,
+    images, budgets, seeds seed … seed + seeds − 1)`; the dict evaluate writes.
+
+    The classifier trainings (per set one two-sample test and one AUC classifier per seed) are independent
+    and each computes on one thread, so on the CPU they run in `workers` processes side by side (spawned:
+    a forked child may hang in OpenMP). Each training does exactly what it does alone, so the result is
+    the same, bit for bit, for any `workers`; on 2 cores two workers take about half the time.
+    """
+    jobs: list[tuple[str, str, int]] = []
+    for name in sets:
+        jobs += [(name, "test", seed)] + [(name, "auc", s) for s in range(seed, seed + seeds)]
+
+    def call(name: str, kind: str, job_seed: int) -> tuple:
+        if kind == "test":
+            return two_sample_test, (real, sets[name]), {"seed": job_seed, "steps": steps, "device": device}
+        return classifier_auc, (real, sets[name]), {"budgets": budgets, "seeds": (job_seed,), "device": device}
+
+    calls = {job: call(*job) for job in jobs}
+    workers = min(max(1, workers), len(jobs)) if str(device) == "cpu" else 1
+    if workers == 1:
+        done = {job: function(*args, **kwargs) for job, (function, args, kwargs) in calls.items()}
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {job: pool.submit(function, *args, **kwargs) for job, (function, args, kwargs) in calls.items()}
+            done = {job: future.result() for job, future in futures.items()}
+    report = {}
+    for name, images in sets.items():
+        report[name] = dict(done[(name, "test", seed)])
+        report[name].update(
+            {
+                "auc": merge_classifier_aucs([done[(name, "auc", s)] for s in range(seed, seed + seeds)]),
+                "kid": kernel_inception_distance(real, images),
+            }
+        )
+    return report
+
+
 # ------------------------------------------------------------------------------------ visual Turing test
 
 

@@ -9,11 +9,16 @@ test rows; neither was shown to the refiner.
 Writes artifacts/evaluate/<task>/: metrics.json (a DVC metric), curve.csv (a DVC plot: % of images
 within d degrees, or % of joints within d pixels, one column per training set), results.json (what the
 report stage reads) and figures/ (curve.png, grid.png, turing.html — a visual Turing test to take).
+
+The realism classifiers run side by side on the CPU, one process per core (`realism_workers`; set
+SIMGAN_EVALUATE_WORKERS to choose, 1: one after another). The environment, not params.yaml, chooses: the
+numbers are the same, bit for bit, for any count, so the stage's hash does not depend on the machine.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import numpy as np
@@ -22,7 +27,7 @@ import pandas as pd
 from simgan import layout
 from simgan.evaluation.artifacts import border_lines, has_frame
 from simgan.evaluation.figures import image_grid_png, line_chart_png
-from simgan.evaluation.realism import realism_scores, two_sample_test, visual_turing_test_html
+from simgan.evaluation.realism import realism_report, visual_turing_test_html
 from simgan.evaluation.report import paper_reference_points
 from simgan.io import atomic_write
 from simgan.stages.common import device, parse, prepared_images
@@ -35,6 +40,19 @@ def estimator_errors(
 ) -> np.ndarray:
     _, model = load_estimator(layout.estimated(task) / "models" / name / "checkpoint.pt", device=run_device)
     return TASKS[task].metrics.errors(predict(task, model, images, batch_size=batch_size), truth)
+
+
+WORKERS_ENV = "SIMGAN_EVALUATE_WORKERS"
+
+
+def realism_workers() -> int:
+    """Processes for the realism classifiers: SIMGAN_EVALUATE_WORKERS, else one per core this process may use."""
+    value = os.environ.get(WORKERS_ENV, "").strip()
+    if not value:
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if not value.isdigit() or int(value) < 1:
+        raise SystemExit(f"{WORKERS_ENV}: expected a whole number of processes, 1 or more; got {value!r}")
+    return int(value)
 
 
 def refined_rows(task: str, rows: np.ndarray) -> np.ndarray:
@@ -94,20 +112,17 @@ def main(argv: list[str] | None = None) -> int:
     synthetic = synthetic_all[synthetic_rows]
     refined = refined_rows(task, synthetic_manifest["row"].to_numpy()[synthetic_rows])
     preservation = spec.preservation(synthetic, refined, spec.targets(synthetic_manifest.iloc[synthetic_rows]))
-    realism, real_side = {}, realism_real[real_rows]
-    for name, images in (("real_vs_synthetic", synthetic), ("real_vs_refined", refined)):
-        realism[name] = two_sample_test(
-            real_side, images, seed=section.seed, steps=section.realism_steps, device=run_device
-        )
-        realism[name].update(
-            realism_scores(
-                real_side,
-                images,
-                budgets=tuple(section.realism_budgets),
-                seeds=tuple(range(section.seed, section.seed + section.realism_seeds)),
-                device=run_device,
-            )
-        )
+    real_side = realism_real[real_rows]
+    realism = realism_report(
+        real_side,
+        {"real_vs_synthetic": synthetic, "real_vs_refined": refined},
+        seed=section.seed,
+        steps=section.realism_steps,
+        budgets=tuple(section.realism_budgets),
+        seeds=section.realism_seeds,
+        device=run_device,
+        workers=realism_workers(),
+    )
 
     borders = {
         name: border_lines(images)

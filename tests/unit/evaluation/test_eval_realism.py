@@ -135,3 +135,22 @@ def test_brightness_and_contrast_alone_do_not_count():
     standardised = classifier_auc(real, shifted, budgets=(60,), seeds=(0, 1))["budgets"]["60"]["mean"]
     raw = classifier_auc(real, shifted, budgets=(60,), seeds=(0, 1), standardised=False)["budgets"]["60"]["mean"]
     assert abs(standardised - 0.5) < 0.12 and raw > 0.9
+
+
+def test_realism_report_is_the_same_in_parallel_processes_as_one_after_another():
+    """evaluate runs the realism classifiers in one process per core: the report must not depend on that, to
+    the bit, and must be what the separate calls give (two-sample test, then AUC over the seeds, then KID)."""
+    from simgan.evaluation.realism import realism_report, two_sample_test
+
+    rng = np.random.default_rng(2)
+    real, smooth, textured = _blobs(rng, 40, sharp=False), _blobs(rng, 40, sharp=False), _blobs(rng, 40, sharp=True)
+    sets = {"real_vs_smooth": smooth, "real_vs_textured": textured}
+    options = {"seed": 3, "steps": 5, "budgets": (2, 4), "seeds": 2}
+    alone = realism_report(real, sets, workers=1, **options)
+    parallel = realism_report(real, sets, workers=2, **options)
+    assert json.dumps(parallel) == json.dumps(alone)
+    assert list(alone) == list(sets) and list(alone["real_vs_textured"])[-2:] == ["auc", "kid"]
+    expected = two_sample_test(real, textured, seed=3, steps=5)
+    expected["auc"] = classifier_auc(real, textured, budgets=(2, 4), seeds=(3, 4))
+    expected["kid"] = kernel_inception_distance(real, textured)
+    assert json.dumps(alone["real_vs_textured"]) == json.dumps(expected)
