@@ -222,7 +222,11 @@ def measure_train(device: torch.device, batch_size: int, rounds: int, repeats: i
             with autocast():
                 refined = refiner(synthetic_r)
                 loss = config.self_reg_weight * self_regularization_loss(
-                    refined, synthetic_r, config.self_reg_feature, config.self_reg_reduction
+                    refined,
+                    synthetic_r,
+                    config.self_reg_feature,
+                    config.self_reg_reduction,
+                    config.self_reg_level_weight,
                 ) + refiner_adversarial_loss(discriminator(refined), config.adversarial_reduction)
             discriminator.requires_grad_(True)
             refiner_optimizer.zero_grad(set_to_none=True)

@@ -7,6 +7,7 @@ Glossary (paper symbol -> name in this code):
     y              real
     λ              self_reg_weight
     ψ              self_reg_feature     (identity, channel_mean, gradients)
+    (not in paper) self_reg_level_weight (α: ψ = [∂x, ∂y, α·x] with gradients)
     B, b           history_capacity, batch_size
     K_g, K_d       refiner_steps_per_round, discriminator_steps_per_round
     T              adversarial_rounds

@@ -66,12 +66,15 @@ def refiner_adversarial_loss(refined_logits: torch.Tensor, reduction: Reduction 
     return local_adversarial_loss(refined_logits, REAL_LABEL, reduction)
 
 
-def feature_transform(images: torch.Tensor, feature: SelfRegFeature) -> torch.Tensor:
+def feature_transform(images: torch.Tensor, feature: SelfRegFeature, level_weight: float = 0.0) -> torch.Tensor:
     """ψ of §2.1: identity (the paper's default), mean of the channels (Fig. 6), or image derivatives.
 
     "gradients" stacks the horizontal (N, C, H, W−1) and vertical (N, C, H−1, W) forward
-    differences, flattened to (N, C·(H·(W−1) + (H−1)·W)).
+    differences, flattened to (N, C·(H·(W−1) + (H−1)·W)); with `level_weight` α > 0 the image itself,
+    times α, is stacked after them (TrainConfig.self_reg_level_weight says why).
     """
+    if level_weight and feature != "gradients":
+        raise ValueError(f"level_weight applies to the 'gradients' feature only; got {feature!r}")
     if feature == "identity":
         return images
     if feature == "channel_mean":
@@ -79,7 +82,8 @@ def feature_transform(images: torch.Tensor, feature: SelfRegFeature) -> torch.Te
     if feature == "gradients":
         dx = images[..., :, 1:] - images[..., :, :-1]
         dy = images[..., 1:, :] - images[..., :-1, :]
-        return torch.cat([dx.flatten(1), dy.flatten(1)], dim=1)
+        parts = [dx.flatten(1), dy.flatten(1)] + ([level_weight * images.flatten(1)] if level_weight else [])
+        return torch.cat(parts, dim=1)
     raise ValueError(f"self-regularisation feature must be 'identity', 'channel_mean' or 'gradients'; got {feature!r}")
 
 
@@ -88,9 +92,12 @@ def self_regularization_loss(
     synthetic: torch.Tensor,
     feature: SelfRegFeature = "identity",
     reduction: Reduction = "sum",
+    level_weight: float = 0.0,
 ) -> torch.Tensor:
-    """ℓ_reg = ‖ψ(x̃) − ψ(x)‖₁ (§2.1), reduced as the module docstring says."""
+    """ℓ_reg = ‖ψ(x̃) − ψ(x)‖₁ (§2.1), reduced as the module docstring says; `level_weight`: see feature_transform."""
     if refined.shape != synthetic.shape:
         raise ValueError(f"refined {tuple(refined.shape)} and synthetic {tuple(synthetic.shape)} differ in shape")
-    difference = feature_transform(refined.float(), feature) - feature_transform(synthetic.float(), feature)
+    difference = feature_transform(refined.float(), feature, level_weight) - feature_transform(
+        synthetic.float(), feature, level_weight
+    )
     return _reduce(difference.abs(), reduction)

@@ -31,6 +31,10 @@ class TrainConfig:
         "sum", per image |ψ(x̃) − ψ(x)| summed over pixels; the paper does not state λ. 0.01 with
         "sum" (≈ 0.53 in "mean" terms on 35×55 eyes) leaves the adversarial term room to act
         while keeping SGD at lr 0.001 stable.
+    self_reg_level_weight: α, not in the paper. ψ = image derivatives (§2.1 names them) lets the refiner
+        change a whole region's grey level, which a sclera shadowed to skin grey needs, but alone it held
+        the pupil less well on real eyes than the identity; stacking α·x onto the derivatives keeps a
+        price on moving dark pixels while a level change costs α per pixel instead of 1.
     history_capacity: B, unstated in the paper. 25,600 = 100 D steps of b/2 = 256: a stored image
         lives 100 D steps on average.
     stuck_tolerance, stuck_grad_norm: warn when |CE per patch − ln 2| < tolerance and D's gradient
@@ -67,6 +71,14 @@ class TrainConfig:
         0.01
     )
     self_reg_feature: SelfRegFeature = "identity"
+    self_reg_level_weight: Annotated[
+        float,
+        Field(
+            ge=0,
+            description="α: with ψ 'gradients', the grey level joins the derivatives, ψ(x) = [∂x x, ∂y x, α·x] "
+            "(not in the paper); 0: the derivatives alone",
+        ),
+    ] = 0.0
     self_reg_reduction: Reduction = "sum"
     adversarial_reduction: Annotated[
         Reduction, Field(description="'sum' over patches, the paper's text (§2.2); or 'mean'")
@@ -86,6 +98,11 @@ class TrainConfig:
     stuck_grad_norm: Annotated[float, Field(gt=0)] = 1e-4
 
     def __post_init__(self) -> None:
+        if self.self_reg_level_weight and self.self_reg_feature != "gradients":
+            raise ValueError(
+                "TrainConfig.self_reg_level_weight (α) applies to self_reg_feature 'gradients' only; got "
+                f"{self.self_reg_level_weight} with {self.self_reg_feature!r}"
+            )
         if not 0 <= self.adam_betas[0] < 1 or not 0 <= self.adam_betas[1] < 1:
             raise ValueError(f"TrainConfig.adam_betas must each be in [0, 1); got {self.adam_betas}")
         if self.use_history and self.history_capacity < self.batch_size // 2:

@@ -223,7 +223,9 @@ class SimGANTrainer(TrainingLoop):
         try:
             with self._autocast():
                 refined = self.refiner_parallel(synthetic)
-                self_reg = self_regularization_loss(refined, synthetic, cfg.self_reg_feature, cfg.self_reg_reduction)
+                self_reg = self_regularization_loss(
+                    refined, synthetic, cfg.self_reg_feature, cfg.self_reg_reduction, cfg.self_reg_level_weight
+                )
                 loss = cfg.self_reg_weight * self_reg
                 if adversarial:
                     adversarial_loss = refiner_adversarial_loss(self.discriminator(refined), cfg.adversarial_reduction)

@@ -105,6 +105,29 @@ def test_self_regularization_gradients_ignore_constant_offsets():
     assert feature_transform(synthetic, "gradients").shape == (1, 3 * 3 + 2 * 4)
 
 
+def test_self_regularization_level_weight_prices_a_level_change_at_alpha_per_pixel():
+    synthetic = torch.arange(12.0).view(1, 1, 3, 4) / 12
+    shifted = synthetic + 0.2  # 12 pixels, no derivative changed
+    loss = self_regularization_loss(shifted, synthetic, "gradients", level_weight=0.5)
+    assert loss.item() == pytest.approx(0.5 * 0.2 * 12, rel=1e-5)
+    bumped = synthetic.clone()
+    bumped[0, 0, 1, 1] += 0.1  # 4 differences and one level, each by 0.1
+    assert self_regularization_loss(bumped, synthetic, "gradients", level_weight=0.5).item() == pytest.approx(
+        0.4 + 0.05, rel=1e-5
+    )
+    assert feature_transform(synthetic, "gradients", 0.5).shape == (1, 3 * 3 + 2 * 4 + 12)
+    with pytest.raises(ValueError, match="'gradients' feature only"):
+        feature_transform(synthetic, "identity", 0.5)
+
+
+def test_the_level_weight_needs_the_gradients_feature():
+    from simgan.training.configs import TrainConfig
+
+    assert TrainConfig(self_reg_feature="gradients", self_reg_level_weight=1.0).self_reg_level_weight == 1.0
+    with pytest.raises(ValueError, match="self_reg_level_weight"):
+        TrainConfig(self_reg_feature="identity", self_reg_level_weight=1.0)
+
+
 def test_bad_reduction_feature_and_target_are_refused():
     logits = torch.zeros(1, 2, 1, 1)
     with pytest.raises(ValueError, match="reduction must be 'sum' or 'mean'"):
