@@ -5,7 +5,8 @@
   same distribution no classifier beats chance, so held-out accuracy near 0.5 means indistinguishable,
   and the binomial test of the correct count against 0.5 gives a p-value. It is a stricter judge than
   the paper's human subjects: a CNN sees noise statistics people do not.
-- `realism_scores`: a measure that ranks refiners on real data, where held-out accuracy saturates (a
+- `realism_report` (what evaluate writes: per image set the two-sample test, then "auc" and "kid"): a
+  measure that ranks refiners on real data, where held-out accuracy saturates (a
   CNN trained to convergence tells refined from real eyes at 0.97-0.99 and synthetic at 1.0):
     * the same two-sample classifier scored by held-out ROC AUC after several training budgets (short
       budgets do not saturate; the budget at which a set becomes separable ranks refiners too), mean and
@@ -351,12 +352,6 @@ def kernel_inception_distance(
     return {"mean": float(np.mean(values)), "std": float(np.std(values)), "subsets": subsets, "subset_size": m}
 
 
-def realism_scores(real: np.ndarray, other: np.ndarray, **options) -> dict:
-    """Both measures of how far `other` is from `real`: {"auc": classifier_auc(...), "kid": ...}."""
-    kid_options = {k: options.pop(k) for k in ("subsets", "subset_size") if k in options}
-    return {"auc": classifier_auc(real, other, **options), "kid": kernel_inception_distance(real, other, **kid_options)}
-
-
 def merge_classifier_aucs(parts: list[dict]) -> dict:
     """classifier_auc results of disjoint seed lists -> the result of one call with the seeds in that order
     (values concatenated, mean and std over all of them)."""
@@ -385,13 +380,16 @@ def realism_report(
     device: str = "cpu",
     workers: int = 1,
 ) -> dict[str, dict]:
-    """For each named set: `two_sample_test(real, images, seed, steps)` updated with `realism_scores(real,
-    images, budgets, seeds seed … seed + seeds − 1)`; the dict evaluate writes.
+    """For each named set: `two_sample_test(real, images, seed, steps)` updated with "auc":
+    `classifier_auc(real, images, budgets, seeds seed … seed + seeds − 1)` and "kid":
+    `kernel_inception_distance(real, images)`; the dict evaluate writes.
 
     The classifier trainings (per set one two-sample test and one AUC classifier per seed) are independent
     and each computes on one thread, so on the CPU they run in `workers` processes side by side (spawned:
     a forked child may hang in OpenMP). Each training does exactly what it does alone, so the result is
-    the same, bit for bit, for any `workers`; on 2 cores two workers take about half the time.
+    the same, bit for bit, for any `workers`. Measured on 2 idle cores (docs/benchmarks.md): the whole
+    evaluate stage 30.7 → 29.3 s for gaze and 40.3 → 32.9 s for hands with 2 workers; each worker's start
+    (importing torch) eats much of the gain.
     """
     jobs: list[tuple[str, str, int]] = []
     for name in sets:

@@ -34,7 +34,9 @@ class TrainConfig:
     self_reg_level_weight: α, not in the paper. ψ = image derivatives (§2.1 names them) lets the refiner
         change a whole region's grey level, which a sclera shadowed to skin grey needs, but alone it held
         the pupil less well on real eyes than the identity; stacking α·x onto the derivatives keeps a
-        price on moving dark pixels while a level change costs α per pixel instead of 1.
+        price on moving dark pixels while a level change costs α per pixel instead of 1. Studied at λ 0.5
+        (docs/results.md): α 0.5 still gained on the simulated default but moved real eyes' pupils
+        2.6 px; α 1.0 nearly held them (1.5–1.9 px) and lost the gain, so the demo does not use it.
     history_capacity: B, unstated in the paper. 25,600 = 100 D steps of b/2 = 256: a stored image
         lives 100 D steps on average.
     stuck_tolerance, stuck_grad_norm: warn when |CE per patch − ln 2| < tolerance and D's gradient
