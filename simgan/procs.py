@@ -23,6 +23,11 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 IDLE_GRACE_S = 1.0  # after the stop signal, how long a command with no children left may take to exit by itself
 
 
+def usable_cores() -> int:
+    """The CPUs this process may run on (its affinity mask where the OS has one, else every CPU)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def descendants(pid: int) -> list[int]:
     """Every process below `pid` (Linux: from /proc/*/stat; elsewhere an empty list)."""
     children: dict[int, list[int]] = {}

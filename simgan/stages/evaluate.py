@@ -30,6 +30,7 @@ from simgan.evaluation.figures import image_grid_png, line_chart_png
 from simgan.evaluation.realism import realism_report, visual_turing_test_html
 from simgan.evaluation.report import paper_reference_points
 from simgan.io import atomic_write
+from simgan.procs import usable_cores
 from simgan.stages.common import device, parse, prepared_images
 from simgan.tasks import TASKS
 from simgan.training.estimator import load_estimator, predict
@@ -49,7 +50,7 @@ def realism_workers() -> int:
     """Processes for the realism classifiers: SIMGAN_EVALUATE_WORKERS, else one per core this process may use."""
     value = os.environ.get(WORKERS_ENV, "").strip()
     if not value:
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return usable_cores()
     if not value.isdigit() or int(value) < 1:
         raise SystemExit(f"{WORKERS_ENV}: expected a whole number of processes, 1 or more; got {value!r}")
     return int(value)

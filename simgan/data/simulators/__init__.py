@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 import re
 import time
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ import numpy as np
 
 from simgan.data.simulators import eyes, hands
 from simgan.io import atomic_write
+from simgan.procs import usable_cores
 
 __all__ = ["LAYOUT", "PROFILES", "Profile", "simulate", "simulated_sources"]
 
@@ -187,7 +187,7 @@ def simulate(root: Path, profile: str = "default", seed: int = 0, workers: int |
     root = Path(root)
     started = time.perf_counter()
     if workers is None:
-        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        workers = usable_cores()
     workers = max(1, int(workers))
     day_sizes = eyes.day_sizes(seed, plan.persons, plan.samples_per_person, plan.max_days)
     _refuse_foreign_data(root)
