@@ -404,22 +404,20 @@ def realism_report(
     workers = min(max(1, workers), len(jobs)) if str(device) == "cpu" else 1
     if workers == 1:
         done = {job: function(*args, **kwargs) for job, (function, args, kwargs) in calls.items()}
+        kids = {name: kernel_inception_distance(real, images) for name, images in sets.items()}
     else:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = {job: pool.submit(function, *args, **kwargs) for job, (function, args, kwargs) in calls.items()}
+            kids = {name: kernel_inception_distance(real, images) for name, images in sets.items()}  # meanwhile
             done = {job: future.result() for job, future in futures.items()}
     report = {}
-    for name, images in sets.items():
+    for name in sets:
         report[name] = dict(done[(name, "test", seed)])
-        report[name].update(
-            {
-                "auc": merge_classifier_aucs([done[(name, "auc", s)] for s in range(seed, seed + seeds)]),
-                "kid": kernel_inception_distance(real, images),
-            }
-        )
+        auc = merge_classifier_aucs([done[(name, "auc", s)] for s in range(seed, seed + seeds)])
+        report[name].update({"auc": auc, "kid": kids[name]})
     return report
 
 
