@@ -360,6 +360,15 @@ class Params(_Section):
     estimate: PerTask[GazeEstimateParams, HandEstimateParams]
     evaluate: PerTask[EvaluateParams, EvaluateParams]
 
+    @model_validator(mode="after")
+    def _pupils_are_eyes(self):
+        if self.pretrain.hand.self_reg_pupil_weight:
+            raise ValueError(
+                f"pretrain.hand.self_reg_pupil_weight is {self.pretrain.hand.self_reg_pupil_weight}: the "
+                "pupil-region term needs eyes (it locates each synthetic eye's pupil); set it to 0 for hands"
+            )
+        return self
+
     # ---------------------------------------------------------------- the library configs, built from params
     def image_size(self, task: str) -> tuple[int, int]:
         return tuple(self.prepare[task].image_size)

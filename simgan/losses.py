@@ -101,3 +101,20 @@ def self_regularization_loss(
         synthetic.float(), feature, level_weight
     )
     return _reduce(difference.abs(), reduction)
+
+
+def gaussian_region(centres: torch.Tensor, height: int, width: int, sigma_px: float) -> torch.Tensor:
+    """(N, 2) centres (x = column, y = row, pixels) -> (N, 1, H, W) weights exp(−d²/2σ²), 1 at each centre."""
+    rows = torch.arange(height, dtype=torch.float32, device=centres.device).view(1, height, 1)
+    cols = torch.arange(width, dtype=torch.float32, device=centres.device).view(1, 1, width)
+    x, y = centres[:, 0].float().view(-1, 1, 1), centres[:, 1].float().view(-1, 1, 1)
+    return torch.exp(-((cols - x) ** 2 + (rows - y) ** 2) / (2 * sigma_px**2)).unsqueeze(1)
+
+
+def region_loss(
+    refined: torch.Tensor, synthetic: torch.Tensor, weights: torch.Tensor, reduction: Reduction = "sum"
+) -> torch.Tensor:
+    """Σ w·|x̃ − x| per image, reduced as ℓ_reg is: the pupil-region term (TrainConfig.self_reg_pupil_weight)."""
+    if refined.shape != synthetic.shape:
+        raise ValueError(f"refined {tuple(refined.shape)} and synthetic {tuple(synthetic.shape)} differ in shape")
+    return _reduce(weights * (refined.float() - synthetic.float()).abs(), reduction)

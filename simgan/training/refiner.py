@@ -42,8 +42,10 @@ from simgan.data.transforms import as_nchw_uint8, to_model
 from simgan.history import HistoryBuffer
 from simgan.losses import (
     discriminator_loss,
+    gaussian_region,
     patch_cross_entropy,
     refiner_adversarial_loss,
+    region_loss,
     self_regularization_loss,
 )
 from simgan.nn.discriminator import REAL_LABEL, REFINED_LABEL, Discriminator, DiscriminatorConfig
@@ -127,6 +129,7 @@ class SimGANTrainer(TrainingLoop):
             )
         self._synthetic = self._check_images(synthetic, "synthetic images")
         self._real = self._check_images(real, "real images")
+        self._pupils = self._locate_pupils() if config.self_reg_pupil_weight else None
 
         torch.manual_seed(config.seed)  # initial weights
         self.refiner = Refiner(refiner_config).to(self.device)
@@ -194,15 +197,33 @@ class SimGANTrainer(TrainingLoop):
             )
         return tensor.to(self.device)
 
+    def _locate_pupils(self) -> torch.Tensor:
+        """(N, 2) pupil centres of the synthetic eyes, for the pupil-region term (TrainConfig says why)."""
+        from simgan.evaluation.preservation import pupil_centres  # numpy and scipy; needed by this term only
+
+        if self._synthetic.shape[1] != 1:
+            raise ValueError(
+                "self_reg_pupil_weight (β) locates pupils in grey eyes; the synthetic images have "
+                f"{self._synthetic.shape[1]} channels"
+            )
+        log.info("locating the pupils of %d synthetic eyes for the pupil-region term", len(self._synthetic))
+        centres = pupil_centres(self._synthetic[:, 0].cpu().numpy())
+        return torch.from_numpy(centres).float().to(self.device)
+
     def _sample(self, images: torch.Tensor, count: int) -> torch.Tensor:
         """`count` images drawn uniformly with replacement (Algorithm 1: "sample a mini-batch")."""
+        return self._sample_with_index(images, count)[0]
+
+    def _sample_with_index(self, images: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """`_sample`'s batch and the rows of `images` it holds."""
         index = torch.randint(len(images), (count,), generator=self.generator)
         if self.world.size > 1:  # the same global draw on every rank; each computes its rows
             index = index[distributed.rank_slice(count, self.world)]
-        batch = to_model(images[index.to(images.device)])
+        index = index.to(images.device)
+        batch = to_model(images[index])
         if self._cuda and self.config.channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
-        return batch
+        return batch, index
 
     def _autocast(self):
         if self._cuda and self.config.amp:
@@ -218,7 +239,7 @@ class SimGANTrainer(TrainingLoop):
         flow through D's activations to the refined images.
         """
         cfg = self.config
-        synthetic = self._sample(self._synthetic, cfg.batch_size)
+        synthetic, index = self._sample_with_index(self._synthetic, cfg.batch_size)
         self.discriminator.requires_grad_(False)
         try:
             with self._autocast():
@@ -227,6 +248,12 @@ class SimGANTrainer(TrainingLoop):
                     refined, synthetic, cfg.self_reg_feature, cfg.self_reg_reduction, cfg.self_reg_level_weight
                 )
                 loss = cfg.self_reg_weight * self_reg
+                if self._pupils is not None:
+                    height, width = synthetic.shape[-2:]
+                    region = gaussian_region(self._pupils[index], height, width, cfg.self_reg_pupil_sigma * width)
+                    pupil_region = region_loss(refined, synthetic, region, cfg.self_reg_reduction)
+                    loss = loss + cfg.self_reg_pupil_weight * pupil_region
+                    self.record("refiner/pupil_region", pupil_region)
                 if adversarial:
                     adversarial_loss = refiner_adversarial_loss(self.discriminator(refined), cfg.adversarial_reduction)
                     loss = loss + adversarial_loss

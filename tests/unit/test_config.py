@@ -486,3 +486,14 @@ def test_the_demo_profile_is_the_recipe_that_keeps_the_pupil_on_real_eyes(raw, t
     }
     assert params.refiner_config("gaze").padding_mode == "reflect"
     assert params.train_config("gaze").self_reg_weight == 2.0
+
+
+def test_the_pupil_region_term_is_for_eyes_only(raw, tmp_path):
+    raw["pretrain"]["hand"]["self_reg_pupil_weight"] = 1.0
+    with pytest.raises(
+        ConfigError, match="pretrain.hand.self_reg_pupil_weight is 1.0: the pupil-region term needs eyes"
+    ):
+        load_params(write(tmp_path, raw))
+    raw["pretrain"]["hand"]["self_reg_pupil_weight"] = 0.0
+    raw["pretrain"]["gaze"]["self_reg_pupil_weight"] = 4.0
+    assert load_params(write(tmp_path, raw)).train_config("gaze").self_reg_pupil_weight == 4.0

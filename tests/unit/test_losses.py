@@ -128,6 +128,32 @@ def test_the_level_weight_needs_the_gradients_feature():
         TrainConfig(self_reg_feature="identity", self_reg_level_weight=1.0)
 
 
+def test_the_pupil_region_is_a_unit_gaussian_at_each_centre():
+    from simgan.losses import gaussian_region
+
+    region = gaussian_region(torch.tensor([[2.0, 1.0], [0.0, 0.0]]), 3, 5, sigma_px=1.5)
+    assert region.shape == (2, 1, 3, 5)
+    assert region[0, 0, 1, 2].item() == pytest.approx(1.0) and region[1, 0, 0, 0].item() == pytest.approx(1.0)
+    # one pixel to the side of the first centre, and at (x, y) = (4, 2) from the second: exp(−d² / 2σ²)
+    assert region[0, 0, 1, 3].item() == pytest.approx(math.exp(-1 / (2 * 1.5**2)))
+    assert region[1, 0, 2, 4].item() == pytest.approx(math.exp(-20 / (2 * 1.5**2)))
+
+
+def test_the_pupil_region_term_weighs_each_pixels_change():
+    from simgan.losses import region_loss
+
+    synthetic = torch.zeros(2, 1, 2, 3)
+    refined = synthetic.clone()
+    refined[0, 0, 0, 0] = 0.5  # weighted 1: counts in full
+    refined[1, 0, 1, 2] = -0.5  # weighted 0.2
+    weights = torch.zeros(2, 1, 2, 3)
+    weights[0, 0, 0, 0], weights[1, 0, 1, 2], weights[1, 0, 0, 0] = 1.0, 0.2, 1.0
+    assert region_loss(refined, synthetic, weights, "sum").item() == pytest.approx((0.5 + 0.1) / 2)
+    assert region_loss(refined, synthetic, weights, "mean").item() == pytest.approx((0.5 + 0.1) / 12)
+    with pytest.raises(ValueError, match="differ in shape"):
+        region_loss(refined[:1], synthetic, weights)
+
+
 def test_bad_reduction_feature_and_target_are_refused():
     logits = torch.zeros(1, 2, 1, 1)
     with pytest.raises(ValueError, match="reduction must be 'sum' or 'mean'"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -50,6 +51,61 @@ def test_schedule_is_algorithm_1_with_paper_defaults():
         defaults.refiner_steps_per_round,
         defaults.discriminator_steps_per_round,
     ) == ("sgd", 0.001, 2, 1)
+
+
+def test_the_pupil_region_term_joins_the_refiner_step(eye_images):
+    """With β > 0 a pretraining step is a hand-made step on λ·ℓ_reg + β·Σ m·|x̃ − x|, m at the located pupils."""
+    from simgan.evaluation.preservation import pupil_centres
+    from simgan.losses import gaussian_region, region_loss
+
+    synthetic_images = eye_images[0].copy()
+    synthetic_images[:, 15:20, 30:35] = 5  # a dark pupil to find, at (32, 17)
+    trainer = make_trainer(
+        (synthetic_images, eye_images[1]),
+        refiner_pretrain_steps=1,
+        self_reg_weight=0.5,
+        self_reg_pupil_weight=3.0,
+        self_reg_pupil_sigma=0.1,
+        lr=0.01,
+        optimizer="sgd",
+    )
+    centres = pupil_centres(synthetic_images)
+    np.testing.assert_allclose(trainer._pupils.numpy(), centres)
+    assert np.abs(centres - [32, 17]).max() < 1.0
+    expected = Refiner(TINY_REFINER)
+    expected.load_state_dict(trainer.refiner.state_dict())
+    generator_copy = torch.Generator()
+    generator_copy.set_state(trainer.generator.get_state())
+
+    trainer.fit(stop_at_step=1)
+
+    index = torch.randint(64, (8,), generator=generator_copy)
+    synthetic = torch.from_numpy(synthetic_images)[index].unsqueeze(1).float() * (2 / 255) - 1
+    refined = expected(synthetic)
+    region = gaussian_region(torch.from_numpy(centres).float()[index], 35, 55, 0.1 * 55)
+    loss = 0.5 * self_regularization_loss(refined, synthetic, "identity", "sum") + 3.0 * region_loss(
+        refined, synthetic, region, "sum"
+    )
+    loss.backward()
+    with torch.no_grad():
+        for p in expected.parameters():
+            p -= 0.01 * p.grad
+    for (name, got), want in zip(trainer.refiner.state_dict().items(), expected.state_dict().values()):
+        torch.testing.assert_close(got, want, msg=f"refiner.{name} differs from a step with the pupil term")
+
+
+def test_the_pupil_region_term_needs_grey_eyes(eye_images):
+    colour = np.repeat(eye_images[0][:, None], 3, axis=1)
+    with pytest.raises(ValueError, match="locates pupils in grey eyes; the synthetic images have 3 channels"):
+        SimGANTrainer(
+            colour,
+            np.repeat(eye_images[1][:, None], 3, axis=1),
+            refiner_config=replace(TINY_REFINER, channels=3),
+            discriminator_config=replace(EYES_DISCRIMINATOR, channels=3),
+            config=tiny_train_config(self_reg_pupil_weight=1.0),
+            device="cpu",
+            progress=False,
+        )
 
 
 def test_each_phase_does_what_it_says(eye_images):
