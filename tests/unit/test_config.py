@@ -78,7 +78,7 @@ def test_train_config_with_and_without_rounds(params):
     assert (gaze.checkpoint_every_steps, gaze.log_every_steps) == (50, 10)
     pretrain = params.train_config("gaze", with_rounds=False)  # the pretrain stage: no rounds
     assert pretrain.adversarial_rounds == 0
-    assert (pretrain.batch_size, pretrain.refiner_pretrain_steps, pretrain.self_reg_weight) == (32, 100, 2.0)
+    assert (pretrain.batch_size, pretrain.refiner_pretrain_steps, pretrain.self_reg_weight) == (32, 100, 0.5)
     assert params.train_config("hand").adversarial_rounds == 200
     assert params.train_config("hand", with_rounds=False).adversarial_rounds == 0
     assert params.train_config("hand").self_reg_weight == 0.05
@@ -379,6 +379,7 @@ def test_the_paper_profile_merged_has_the_papers_numbers(tmp_path):
     assert (paper.refiner_config("gaze").width, gaze.optimizer, gaze.lr, gaze.batch_size) == (64, "sgd", 0.001, 512)
     assert (gaze.refiner_pretrain_steps, gaze.discriminator_pretrain_steps) == (1000, 200)
     assert (gaze.refiner_steps_per_round, gaze.discriminator_steps_per_round) == (2, 1)
+    assert (gaze.self_reg_weight, gaze.self_reg_feature, gaze.self_reg_pupil_weight) == (0.01, "identity", 0.0)
     hand = paper.refiner_config("hand")
     assert (hand.num_blocks, hand.kernel_size, hand.input_size) == (10, 7, (224, 224))
     assert paper.train_config("hand").refiner_pretrain_steps == 500
@@ -476,8 +477,9 @@ def test_every_profile_over_params_yaml_loads(raw, tmp_path, profile):
 
 
 def test_the_demo_profile_is_the_recipe_that_keeps_the_pupil_on_real_eyes(raw, tmp_path):
-    """docs/results.md, "Recipe study on real eyes": synthetic crops framed and equalised as MPIIGaze's eyes,
-    reflect padding (no frame of lines along the border), λ 2.0 per image (pupil shift under 1.5 px)."""
+    """docs/results.md, "Recipe study on real eyes" and "A pupil-region term": synthetic crops framed and
+    equalised as MPIIGaze's eyes, reflect padding (no frame of lines along the border), ψ = derivatives at
+    λ 0.5 with the pupil region held at β 4.0 (pupil shift under 1.5 px on real eyes at 3 seeds)."""
     params = load_params(write(tmp_path, raw))
     assert params.prepare["gaze"].sources()["synthetic"].options == {
         "size": (35, 55),
@@ -485,7 +487,9 @@ def test_the_demo_profile_is_the_recipe_that_keeps_the_pupil_on_real_eyes(raw, t
         "equalize": True,
     }
     assert params.refiner_config("gaze").padding_mode == "reflect"
-    assert params.train_config("gaze").self_reg_weight == 2.0
+    gaze = params.train_config("gaze")
+    assert (gaze.self_reg_weight, gaze.self_reg_feature, gaze.self_reg_level_weight) == (0.5, "gradients", 0.0)
+    assert (gaze.self_reg_pupil_weight, gaze.self_reg_pupil_sigma) == (4.0, 0.08)
 
 
 def test_the_pupil_region_term_is_for_eyes_only(raw, tmp_path):
