@@ -38,12 +38,13 @@ class TrainConfig:
         (docs/results.md): α 0.5 still gained on the simulated default but moved real eyes' pupils
         2.6 px; α 1.0 nearly held them (1.5–1.9 px) and lost the gain, so the demo does not use it.
     self_reg_pupil_weight, self_reg_pupil_sigma: β and σ, not in the paper; eyes only. Adds
-        β·Σ m·|x̃ − x| to ℓ_reg, m a Gaussian of σ·width around each synthetic eye's pupil centre, found
-        once by the deterministic locator of simgan.evaluation.preservation (0.19 px mean error on clean
-        renders): the label a gaze refiner must keep is where the pupil is, so that region is held by the
-        pixels themselves whatever ψ frees elsewhere. With ψ = derivatives alone the refiner was free to
-        darken a sclera (what the simulated default needed) but moved real eyes' pupils 1.6–4.8 px; the
-        region term holds them (docs/results.md, "A pupil-region term"). 0: the paper's ℓ_reg.
+        β·Σ m·|x̃ − x| to L_R beside λ·ℓ_reg (β is not scaled by λ), m a Gaussian of σ·width around each
+        synthetic eye's pupil centre, found once by the deterministic locator of
+        simgan.evaluation.preservation (0.19 px mean error on clean renders): the label a gaze refiner must
+        keep is where the pupil is, so that region is held by the pixels themselves whatever ψ frees
+        elsewhere. With ψ = derivatives alone the refiner was free to darken a sclera (what the simulated
+        default needed) but moved real eyes' pupils 1.6–4.8 px; the region term holds them at 0.45–0.59 px
+        (docs/results.md, "the pupil-region term"). 0: the paper's L_R.
     history_capacity: B, unstated in the paper. 25,600 = 100 D steps of b/2 = 256: a stored image
         lives 100 D steps on average.
     stuck_tolerance, stuck_grad_norm: warn when |CE per patch − ln 2| < tolerance and D's gradient
@@ -92,7 +93,7 @@ class TrainConfig:
         float,
         Field(
             ge=0,
-            description="β: ℓ_reg += β·Σ m·|x̃ − x|, m a Gaussian at each synthetic eye's pupil (not in the "
+            description="β: L_R += β·Σ m·|x̃ − x|, m a Gaussian at each synthetic eye's pupil (not in the "
             "paper; grey eyes only); 0: off",
         ),
     ] = 0.0

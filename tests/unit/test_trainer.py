@@ -20,6 +20,17 @@ def make_trainer(images, **overrides) -> SimGANTrainer:
     return tiny_trainer(synthetic, real, **overrides)
 
 
+def assert_refiner_took_the_sgd_step(trainer, expected: Refiner, loss, lr: float, what: str) -> None:
+    """`expected` (a copy of the refiner before the step) takes a hand-made SGD step on `loss`; the trainer's
+    refiner must hold the same weights."""
+    loss.backward()
+    with torch.no_grad():
+        for p in expected.parameters():
+            p -= lr * p.grad
+    for (name, got), want in zip(trainer.refiner.state_dict().items(), expected.state_dict().values()):
+        torch.testing.assert_close(got, want, msg=f"refiner.{name} differs from {what}")
+
+
 class Calls:
     """Counts forward passes of a module and optimiser steps, by phase."""
 
@@ -86,12 +97,7 @@ def test_the_pupil_region_term_joins_the_refiner_step(eye_images):
     loss = 0.5 * self_regularization_loss(refined, synthetic, "identity", "sum") + 3.0 * region_loss(
         refined, synthetic, region, "sum"
     )
-    loss.backward()
-    with torch.no_grad():
-        for p in expected.parameters():
-            p -= 0.01 * p.grad
-    for (name, got), want in zip(trainer.refiner.state_dict().items(), expected.state_dict().values()):
-        torch.testing.assert_close(got, want, msg=f"refiner.{name} differs from a step with the pupil term")
+    assert_refiner_took_the_sgd_step(trainer, expected, loss, 0.01, "a step with the pupil term")
 
 
 def test_the_pupil_region_term_needs_grey_eyes(eye_images):
@@ -146,12 +152,7 @@ def test_refiner_pretraining_minimises_self_regularisation_only(eye_images):
     index = torch.randint(64, (8,), generator=generator_copy)
     synthetic = torch.from_numpy(eye_images[0])[index].unsqueeze(1).float() * (2 / 255) - 1
     loss = 0.5 * self_regularization_loss(expected(synthetic), synthetic, "identity", "sum")
-    loss.backward()
-    with torch.no_grad():
-        for p in expected.parameters():
-            p -= 0.01 * p.grad
-    for (name, got), want in zip(trainer.refiner.state_dict().items(), expected.state_dict().values()):
-        torch.testing.assert_close(got, want, msg=f"refiner.{name} differs from a self-reg-only step")
+    assert_refiner_took_the_sgd_step(trainer, expected, loss, 0.01, "a self-reg-only step")
     for name, value in trainer.discriminator.state_dict().items():
         assert torch.equal(value, discriminator_before[name])
 
