@@ -43,7 +43,7 @@ class TrainConfig:
         simgan.evaluation.preservation (0.19 px mean error on clean renders): the label a gaze refiner must
         keep is where the pupil is, so that region is held by the pixels themselves whatever ψ frees
         elsewhere. With ψ = derivatives alone the refiner was free to darken a sclera (what the simulated
-        default needed) but moved real eyes' pupils 1.6–4.8 px; the region term holds them at 0.45–0.59 px
+        default needed) but moved real eyes' pupils 1.6–4.8 px; the region term held them at 0.45–0.69 px
         (docs/results.md, "the pupil-region term"). 0: the paper's L_R.
     history_capacity: B, unstated in the paper. 25,600 = 100 D steps of b/2 = 256: a stored image
         lives 100 D steps on average.
