@@ -40,11 +40,10 @@ from simgan.training.refiner import SimGANTrainer
 
 
 def split(folder: Path, name: str) -> np.ndarray:
-    images, manifest = read_images(folder)
-    rows = manifest.index[manifest["split"] == name].to_numpy()
-    if len(rows) == 0:
+    images, _ = read_images(folder, (name,))
+    if len(images) == 0:
         raise SystemExit(f"{folder}: no '{name}' rows; prepare the workspace as the docstring says")
-    return np.asarray(images[rows])
+    return images
 
 
 def realism(real: np.ndarray, sets: dict[str, np.ndarray]) -> dict[str, dict]:
@@ -87,6 +86,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"{len(synthetic)} synthetic train, {len(real)} real refiner, {len(val)} val, {len(holdout)} held-out real")
     print("synthetic:", json.dumps(realism(holdout, {"synthetic": val})["synthetic"]), flush=True)
+    inputs = {"synthetic": border_lines(val), "real": border_lines(holdout)}  # the same for every seed
     for seed in args.seeds:
         config = dataclasses.replace(params.train_config("gaze"), **{**overrides, "seed": seed})
         checkpoint = args.out / f"seed{seed}.pt"
@@ -102,7 +102,7 @@ def main() -> None:
         trainer.fit(checkpoint_path=checkpoint)
         minutes = (time.perf_counter() - start) / 60
         refined = RefinerRunner.from_checkpoint(checkpoint, device="cpu").refine(val)
-        lines = {name: border_lines(x) for name, x in (("synthetic", val), ("refined", refined), ("real", holdout))}
+        lines = {**inputs, "refined": border_lines(refined)}
         shift = pupil_shift(val, refined)
         result = {
             "set": overrides,
