@@ -138,11 +138,6 @@ class EstimatorTrainConfig:
     """How an estimator is trained.
 
     optimizer, lr, momentum: paper: "a constant 0.001 learning rate"; SGD unless Adam is chosen.
-    lr_schedule: "constant" is the paper's. "cosine" (not in the paper) decays the rate to 0 over `steps`
-        (Loshchilov & Hutter, SGDR, 2017, without restarts): a short fixed budget at a high constant rate
-        ends wherever the last noisy steps left the weights, so two seeds, or two training sets at one
-        seed, can end far apart; the decay makes the last steps small. The rate of step t is set from t
-        alone, so a resumed run follows the same schedule.
     augment: random rotations within ±rotation_deg and crops that shift the subject by up to
         crop_shift_fraction of the crop and scale it by 1 ± crop_scale_fraction, with the joints moved
         by the same transform (paper §3.3: "random [−20, 20] degree rotations and crops"). Only tasks
@@ -163,10 +158,6 @@ class EstimatorTrainConfig:
     batch_size: Annotated[int, Field(ge=1, description="images per step (paper: 512)")] = 512
     optimizer: Literal["sgd", "adam"] = "sgd"
     lr: Annotated[float, Field(gt=0, description="learning rate (paper: a constant 0.001)")] = 0.001
-    lr_schedule: Annotated[
-        Literal["constant", "cosine"],
-        Field(description="'constant' (the paper's); 'cosine': lr·(1 + cos(π·step/steps))/2, to 0 at the last step"),
-    ] = "constant"
     momentum: Annotated[float, Field(ge=0, lt=1, description="SGD momentum")] = 0.0
     weight_decay: Annotated[
         float, Field(ge=0, description="L2 on the weights (paper: unstated; 0 is the paper-literal reading)")

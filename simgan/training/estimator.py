@@ -221,16 +221,8 @@ class EstimatorTrainer(TrainingLoop):
             )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.learning_rate(self.step)
         self.optimizer.step()
         self.record("loss", loss)
-
-    def learning_rate(self, step: int) -> float:
-        """The rate of step `step` (0-based) under config.lr_schedule (EstimatorTrainConfig says why)."""
-        if self.config.lr_schedule == "cosine":
-            return self.config.lr * 0.5 * (1 + math.cos(math.pi * step / self.config.steps))
-        return self.config.lr
 
     # ---------------------------------------------------------------- the loop (simgan.training.loop)
     @property

@@ -185,30 +185,6 @@ def test_gaze_training_learns_and_resumes_exactly(tmp_path):
         assert torch.equal(a, b)
 
 
-def test_cosine_schedule_decays_the_rate_by_step_and_resumes_exactly(tmp_path):
-    images, targets = _gaze_data()
-    config = EstimatorTrainConfig(steps=40, batch_size=16, optimizer="sgd", lr=0.05, seed=2, lr_schedule="cosine")
-    trainer = EstimatorTrainer("gaze", TINY_GAZE, config, images, targets, device="cpu", progress=False)
-    assert trainer.learning_rate(0) == 0.05
-    assert trainer.learning_rate(20) == pytest.approx(0.025)
-    assert trainer.learning_rate(39) == pytest.approx(0.05 * 0.5 * (1 + math.cos(math.pi * 39 / 40)))
-    constant = EstimatorTrainer(
-        "gaze", TINY_GAZE, config.__class__(**{**config.to_dict(), "lr_schedule": "constant"}), images, targets,
-        device="cpu", progress=False,
-    )  # fmt: skip
-    assert constant.learning_rate(39) == 0.05
-
-    trainer.fit()
-    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(trainer.learning_rate(39))  # the last step's
-    first = EstimatorTrainer("gaze", TINY_GAZE, config, images, targets, device="cpu", progress=False)
-    first.fit(checkpoint_path=tmp_path / "part.pt", stop_at_step=15)
-    resumed = EstimatorTrainer("gaze", TINY_GAZE, config, images, targets, device="cpu", progress=False)
-    resumed.load(tmp_path / "part.pt")
-    resumed.fit()
-    for a, b in zip(trainer.model.state_dict().values(), resumed.model.state_dict().values()):
-        assert torch.equal(a, b)
-
-
 def test_checkpoint_rebuilds_the_estimator_and_predicts_unit_vectors(tmp_path):
     images, targets = _gaze_data(16)
     trainer = EstimatorTrainer(
