@@ -1,0 +1,129 @@
+"""How much refinement can gain on the hands at all: the hand estimator trained on an *oracle* refined set.
+
+A perfect refiner would give each synthetic frame the real domain's artifacts and keep its labels exactly. On
+the embedded default that output can be made directly: the simulator's own Kinect model (`scene` + `kinect` in
+simgan/data/simulators/hands.py, which renders the default's "real" frames) applied to each synthetic train
+frame's pose, on a scene stream of its own (`--stream`), masked by the frame's clean render as the NYU reader
+masks real frames, and cut with the prepared row's own crop bounds. The estimator trained on it and the one
+trained on the clean synthetic frames (estimate@hand's trainer, data and settings, the same seed for both) are
+scored on the real test split. The gain of the oracle over synthetic bounds what any refiner can show on
+this default, and its spread over estimator seeds says whether a gain of that size can be shown at all.
+Both are also scored on the synthetic `val` split rendered the same way ("Kinect-rendered val"): labelled by
+construction and trained on by no stage, it is a real-like validation set on which estimator settings may
+be chosen, which the real test split is not.
+
+    python benchmarks/hand_ceiling.py                  # estimator seeds 0 1 2
+    python benchmarks/hand_ceiling.py --seeds 0 --threads 2
+
+Needs `data/` rendered by `simgan simulate` (its marker names the seed) and artifacts/prepared/hand
+(`dvc repro prepare@hand`); every clean crop is checked against the prepared synthetic image first.
+Reporting only: the real test labels score the two estimators, nothing is chosen on them.
+The last line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from simgan import layout
+from simgan.config import load_params
+from simgan.data.formats.nyu import CropBounds, crop_resize, depth_to_uint8
+from simgan.data.simulators import hands
+from simgan.evaluation.hand import hand_metrics, joint_errors_px
+from simgan.stages.estimate import training_data
+from simgan.tasks import hand_targets
+from simgan.training.estimator import EstimatorTrainer, predict
+
+
+def simulated_seed(data: Path) -> int:
+    marker = data / ".simgan-simulated"
+    if not marker.is_file():
+        raise SystemExit(f"{marker}: not found; the oracle needs data/ rendered by `simgan simulate` (its poses)")
+    return int(json.loads(marker.read_text())["seed"])
+
+
+def oracle_images(manifest: pd.DataFrame, clean: np.ndarray, seed: int, stream: int) -> np.ndarray:
+    """Each synthetic row's frame through the real domain's Kinect model, cropped with the row's bounds."""
+    out = np.empty_like(clean)
+    size = clean.shape[-1]
+    for i, row in enumerate(manifest.itertuples()):
+        frame = int(row.meta_frame)
+        pose = hands.frame_pose(seed, "synthetic", frame)
+        synth = hands.clean_depth_mm(pose)
+        bounds = CropBounds(
+            int(row.meta_crop_u0), int(row.meta_crop_u1), int(row.meta_crop_v0), int(row.meta_crop_v1),
+            float(row.meta_crop_z0), float(row.meta_crop_z1),
+        )  # fmt: skip
+        rendered = depth_to_uint8(crop_resize(synth, bounds, size), bounds.z0, bounds.z1)
+        if not np.array_equal(rendered, clean[i].reshape(rendered.shape)):
+            raise SystemExit(
+                f"synthetic row {row.id}: the simulator's frame {frame} (seed {seed}) does not reproduce the "
+                "prepared image; render data/ and prepare@hand again with this code"
+            )
+        rng = np.random.default_rng([seed, stream, frame])
+        real = hands.kinect(hands.scene(pose, synth.astype(np.float64), rng), rng)
+        real = np.where(synth > 0, real, 0)  # masked by the clean render, as the NYU reader masks real frames
+        out[i] = depth_to_uint8(crop_resize(real, bounds, size), bounds.z0, bounds.z1).reshape(out[i].shape)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="estimator seeds")
+    parser.add_argument("--stream", type=int, default=99, help="random stream of the oracle's scenes and artifacts")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--data", default="data", type=Path)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    params = load_params(args.params)
+    model_config = params.estimator_config("hand")
+    seed = simulated_seed(args.data)
+    folder = layout.prepared("hand", "synthetic")
+    manifest = pd.read_csv(folder / "manifest.csv")
+    train = manifest.index[manifest["split"] == "train"].to_numpy()
+    val = manifest.index[manifest["split"] == "val"].to_numpy()
+    clean = np.load(folder / "images.npy")
+    started = time.perf_counter()
+    oracle = oracle_images(manifest.loc[train], clean[train], seed, args.stream)
+    kinect_val = oracle_images(manifest.loc[val], clean[val], seed, args.stream)
+    val_joints = hand_targets(manifest.loc[val])
+    seconds = time.perf_counter() - started
+    print(f"oracle: {len(train)} train and {len(val)} val synthetic frames through the Kinect model in {seconds:.0f} s")
+    real = pd.read_csv(layout.prepared("hand", "real") / "manifest.csv")
+    test = (real["split"] == "test").to_numpy()
+    real_images, real_joints = np.load(layout.prepared("hand", "real") / "images.npy")[test], hand_targets(real[test])
+
+    rows = []
+    for estimator_seed in args.seeds:
+        train_config = dataclasses.replace(params.estimator_train_config("hand"), seed=estimator_seed)
+        images, labels = training_data("hand", "synthetic", 0, estimator_seed)
+        row = {"seed": estimator_seed}
+        for name, data in (("synthetic", images), ("oracle", oracle)):
+            trainer = EstimatorTrainer("hand", model_config, train_config, data, labels, device="cpu", progress=False)
+            trainer.fit()
+            errors = joint_errors_px(predict("hand", trainer.model, real_images), real_joints)
+            row[name] = hand_metrics(errors)["within_5px_pct"]
+            errors = joint_errors_px(predict("hand", trainer.model, kinect_val), val_joints)
+            row[f"{name}_kinect_val"] = hand_metrics(errors)["within_5px_pct"]
+        row["gain"] = row["oracle"] - row["synthetic"]
+        rows.append(row)
+        print(f"estimator seed {estimator_seed}: joints within 5 px, real test: synthetic {row['synthetic']:.2f} %, "
+              f"oracle {row['oracle']:.2f} %, gain {row['gain']:+.2f} points; Kinect-rendered val: synthetic "
+              f"{row['synthetic_kinect_val']:.2f} %, oracle {row['oracle_kinect_val']:.2f} %", flush=True)  # fmt: skip
+    gains = np.array([row["gain"] for row in rows])
+    print(f"gain over {len(rows)} seeds: {gains.mean():+.2f} ± {gains.std(ddof=1) if len(rows) > 1 else 0:.2f} points")
+    print(json.dumps({"benchmark": "hand_ceiling", "stream": args.stream, "rows": rows}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
