@@ -48,6 +48,20 @@ def _override(config, key: str, value: str):
     return dataclasses.replace(config, **{key: tuple(parsed) if isinstance(parsed, list) else parsed})
 
 
+def apply_overrides(model_config, train_config, items: list[str], parser: argparse.ArgumentParser):
+    """model.KEY=VALUE / training.KEY=VALUE items over estimate.hand's two configs (also hand_ceiling.py's)."""
+    for item in items:
+        name, _, value = item.partition("=")
+        section, _, key = name.partition(".")
+        if section == "model":
+            model_config = _override(model_config, key, value)
+        elif section == "training":
+            train_config = _override(train_config, key, value)
+        else:
+            parser.error(f"{item!r}: expected model.KEY=VALUE or training.KEY=VALUE")
+    return model_config, train_config
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("overrides", nargs="*", help="model.KEY=VALUE or training.KEY=VALUE over estimate.hand")
@@ -57,15 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     params = load_params(args.params)
     model_config, train_config = params.estimator_config("hand"), params.estimator_train_config("hand")
-    for item in args.overrides:
-        name, _, value = item.partition("=")
-        section, _, key = name.partition(".")
-        if section == "model":
-            model_config = _override(model_config, key, value)
-        elif section == "training":
-            train_config = _override(train_config, key, value)
-        else:
-            parser.error(f"{item!r}: expected model.KEY=VALUE or training.KEY=VALUE")
+    model_config, train_config = apply_overrides(model_config, train_config, args.overrides, parser)
     images, manifest, joints = _load("synthetic")
     train, val = (manifest["split"] == "train").to_numpy(), (manifest["split"] == "val").to_numpy()
     trainer = EstimatorTrainer(
