@@ -223,6 +223,15 @@ class EstimatorTrainer(TrainingLoop):
         loss.backward()
         self.optimizer.step()
         self.record("loss", loss)
+        if self.step + 1 == self.total_steps and self.config.precise_bn_batches:
+            self.recompute_batch_norm()
+
+    def recompute_batch_norm(self) -> None:
+        """Batch-norm statistics as plain averages over `precise_bn_batches` training batches with the current
+        weights (EstimatorTrainConfig.precise_bn_batches says why); done as part of the last step, so the
+        final checkpoint holds them and a resumed run does it once."""
+        batches = (self.batch()[0] for _ in range(self.config.precise_bn_batches))
+        torch.optim.swa_utils.update_bn(batches, self.model)
 
     # ---------------------------------------------------------------- the loop (simgan.training.loop)
     @property

@@ -126,6 +126,37 @@ def _hand_error_after(steps: int, heatmap_loss: str) -> tuple[float, float]:
     return float(error), float(np.linalg.norm(joints[:64].mean(0).numpy() - held_out, axis=-1).mean())
 
 
+def test_precise_bn_replaces_the_running_averages_by_plain_ones_over_fresh_batches_and_keeps_the_weights():
+    generator = torch.Generator().manual_seed(0)
+    centres = 8 + torch.rand(48, 1, 2, generator=generator) * 16
+    images, joints = _blob_images(centres, 32), centres + torch.tensor([[0.0, 0.0], [5.0, 0.0], [0.0, 5.0]])
+    config = EstimatorTrainConfig(steps=12, batch_size=8, optimizer="adam", lr=0.005, heatmap_loss="softmax")
+    plain = EstimatorTrainer("hand", TINY_HOURGLASS, config, images, joints, device="cpu", progress=False)
+    plain.fit()
+    precise = EstimatorTrainer(
+        "hand", TINY_HOURGLASS, config.__class__(**{**config.to_dict(), "precise_bn_batches": 5}), images, joints,
+        device="cpu", progress=False,
+    )  # fmt: skip
+    precise.fit()
+    for (name, a), b in zip(plain.model.named_parameters(), precise.model.parameters()):
+        assert torch.equal(a, b), name  # the weights are those of training
+    # the same 5 batches, drawn by hand from where the plain trainer's sampler stopped: the first batch norm's
+    # statistics are the plain average of their batch means
+    first = next(m for m in plain.model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    trained = first.running_mean.clone()  # training's exponential averages
+    means = []
+    first.register_forward_pre_hook(lambda module, inputs: means.append(inputs[0].mean(dim=(0, 2, 3))))
+    plain.model.train()
+    with torch.no_grad():
+        for _ in range(5):
+            plain.model(plain.batch()[0])
+    expected = torch.stack(means).mean(0)
+    precise_first = next(m for m in precise.model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert torch.allclose(precise_first.running_mean, expected, atol=1e-5)
+    assert not torch.allclose(trained, expected, atol=1e-3)  # training's averages were elsewhere
+    assert precise_first.momentum == first.momentum  # restored after the pass
+
+
 def test_the_softmax_heatmap_loss_learns_the_joints_in_a_few_steps():
     # the demo's problem in small: after a few steps the MSE's heatmaps are still near zero everywhere, so the
     # arg-max is not yet at the joint; the softmax cross-entropy has it within about a pixel
