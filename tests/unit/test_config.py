@@ -95,6 +95,7 @@ def test_estimator_configs(params):
     hand_training = params.estimator_train_config("hand")
     assert (hand_training.steps, hand_training.lr, hand_training.heatmap_sigma_px) == (300, 0.005, 1.0)
     assert hand_training.heatmap_loss == "softmax"
+    assert hand_training.precise_bn_batches == 60
     assert (hand_training.augment, hand_training.rotation_deg) == (True, 20.0)
 
 
@@ -397,6 +398,7 @@ def test_the_paper_profile_merged_has_the_papers_numbers(tmp_path):
     assert paper.estimator_train_config("gaze").augment is False  # the paper's gaze CNN: no augmentation
     assert paper.estimator_train_config("hand").rotation_deg == 20
     assert paper.estimator_train_config("hand").heatmap_loss == "mse"  # Newell et al.'s
+    assert paper.estimator_train_config("hand").precise_bn_batches == 0
 
 
 def test_a_profile_with_an_unknown_key_is_refused(tmp_path):
