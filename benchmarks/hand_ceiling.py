@@ -37,7 +37,7 @@ from hand_estimator import apply_overrides  # benchmarks/, on sys.path when run 
 from simgan import layout
 from simgan.config import load_params
 from simgan.data.formats.nyu import CropBounds, crop_resize, depth_to_uint8
-from simgan.data.simulators import hands
+from simgan.data.simulators import MARKER, hands
 from simgan.evaluation.hand import hand_metrics, joint_errors_px
 from simgan.stages.estimate import training_data
 from simgan.tasks import hand_targets
@@ -47,7 +47,7 @@ SETS = ("synthetic", "oracle")
 
 
 def simulated_seed(data: Path) -> int:
-    marker = data / ".simgan-simulated"
+    marker = data / MARKER
     if not marker.is_file():
         raise SystemExit(f"{marker}: not found; the oracle needs data/ rendered by `simgan simulate` (its poses)")
     return int(json.loads(marker.read_text())["seed"])
@@ -107,9 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     val_joints = hand_targets(manifest.loc[val])
     seconds = time.perf_counter() - started
     print(f"oracle: {len(train)} train and {len(val)} val synthetic frames through the Kinect model in {seconds:.0f} s")
-    real = pd.read_csv(layout.prepared("hand", "real") / "manifest.csv")
-    test = (real["split"] == "test").to_numpy()
-    real_images, real_joints = np.load(layout.prepared("hand", "real") / "images.npy")[test], hand_targets(real[test])
+    if not args.no_real:
+        real = pd.read_csv(layout.prepared("hand", "real") / "manifest.csv")
+        test = (real["split"] == "test").to_numpy()
+        real_images = np.load(layout.prepared("hand", "real") / "images.npy")[test]
+        real_joints = hand_targets(real[test])
 
     rows = []
     for estimator_seed in args.seeds:
