@@ -93,14 +93,22 @@ def self_regularization_loss(
     feature: SelfRegFeature = "identity",
     reduction: Reduction = "sum",
     level_weight: float = 0.0,
+    cap: float = 0.0,
 ) -> torch.Tensor:
-    """ℓ_reg = ‖ψ(x̃) − ψ(x)‖₁ (§2.1), reduced as the module docstring says; `level_weight`: see feature_transform."""
+    """ℓ_reg = ‖ψ(x̃) − ψ(x)‖₁ (§2.1), reduced as the module docstring says; `level_weight`: see feature_transform.
+
+    `cap` > 0 (TrainConfig.self_reg_cap, not in the paper): an element that went down, ψ(x̃) < ψ(x), counts
+    min(|ψ(x̃) − ψ(x)|, cap); one that went up counts in full.
+    """
     if refined.shape != synthetic.shape:
         raise ValueError(f"refined {tuple(refined.shape)} and synthetic {tuple(synthetic.shape)} differ in shape")
     difference = feature_transform(refined.float(), feature, level_weight) - feature_transform(
         synthetic.float(), feature, level_weight
     )
-    return _reduce(difference.abs(), reduction)
+    absolute = difference.abs()
+    if cap:
+        absolute = torch.where(difference < 0, absolute.clamp(max=cap), absolute)
+    return _reduce(absolute, reduction)
 
 
 def gaussian_region(centres: torch.Tensor, height: int, width: int, sigma_px: float) -> torch.Tensor:

@@ -37,6 +37,15 @@ class RefinerConfig:
         domains have an exact-zero background; a tanh never reaches −1 exactly, and a refined
         background of 1–3 grey levels would be a give-away no patch of real depth has. It does not
         make refined hands look real by itself (docs/results.md, "Hands").
+    noise_channels: maps of standard normal noise fed beside the image (paper: none, 0). Not in the paper.
+        The refiner is a deterministic function of its input, but some real-domain artifacts are random
+        given the clean render: a Kinect's dropouts and flying pixels along depth steps and its holes
+        differ from frame to frame of the same pose. A deterministic refiner can draw only one fixed
+        version of them (or their average, a blur); with noise beside the image it can draw a different
+        sample for each image, as the noise input z of conditional GANs does (Mirza & Osindero 2014;
+        Isola et al. 2017). In training the noise is drawn afresh for every batch; at inference each
+        image's noise is seeded by a hash of its own pixels (`image_noise`), so that a refined image still
+        depends on that image alone: the same for its batch-mates, its batch size and the service.
     """
 
     channels: Annotated[int, Field(ge=1, description="image channels in and out (1: grey eyes, 1: depth hands)")] = 1
@@ -57,6 +66,9 @@ class RefinerConfig:
     output_activation: Literal["tanh", "none"] = "tanh"
     preserve_background: bool = False
     padding_mode: Literal["zeros", "reflect", "replicate"] = "zeros"
+    noise_channels: Annotated[
+        int, Field(ge=0, description="maps of noise fed beside the image (paper: 0; see the class docstring)")
+    ] = 0
 
     def __post_init__(self) -> None:
         if self.kernel_size % 2 == 0:

@@ -2,11 +2,15 @@
 
 Fully convolutional, no striding or pooling, so it edits pixels instead of re-synthesising the
 image: conv k×k (width maps) → `num_blocks` ResNet blocks (two conv k×k, width maps each) →
-conv 1×1 → `channels` maps → tanh. Presets `gaze` (eyes) and `hand` are the paper's.
+conv 1×1 → `channels` maps → tanh. Presets `gaze` (eyes) and `hand` are the paper's. With
+`noise_channels` > 0 (not in the paper; RefinerConfig says why) maps of noise go in beside the image.
 """
 
 from __future__ import annotations
 
+import hashlib
+
+import numpy as np
 import torch
 from torch import nn
 
@@ -18,6 +22,23 @@ from simgan.nn.configs import RefinerConfig
 
 # model-range value below which an input pixel is background (uint8 0 maps to −1, uint8 1 to −0.992)
 BACKGROUND_LEVEL = -1.0 + 1.0 / 255.0
+
+
+def image_noise(images: torch.Tensor, channels: int) -> torch.Tensor:
+    """(N, channels, H, W) standard normal noise for model-range images (N, C, H, W), one stream per image.
+
+    Each image's stream is seeded by a hash of its pixels as uint8 (the range the data comes in), so the
+    noise of an image does not depend on its batch-mates, on the batch size or on the device: the refine
+    stage and the service give one image the same refined output, and a refined set is reproducible.
+    """
+    n, _, height, width = images.shape
+    pixels = images.detach().float().add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8).cpu()
+    noise = torch.empty((n, channels, height, width))
+    for i, image in enumerate(pixels.contiguous().numpy()):
+        digest = hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=8).digest()
+        generator = torch.Generator().manual_seed(int.from_bytes(digest, "little") >> 1)
+        noise[i] = torch.randn((channels, height, width), generator=generator)
+    return noise.to(images.device)
 
 
 class ResnetBlock(nn.Module):
@@ -42,8 +63,10 @@ class ResnetBlock(nn.Module):
 class Refiner(nn.Module):
     """R_θ: float (N, C, H, W) in [-1, 1] -> refined image of the same shape and range.
 
-    `check_inputs` validates shape, dtype and range on every call; the inference path, which builds
-    its input from uint8 itself, turns it off to avoid a device sync per batch.
+    With `noise_channels` > 0, `forward(x, noise)` takes the noise (N, noise_channels, H, W) beside the image;
+    without it each image's own `image_noise` is used. `check_inputs` validates shape, dtype and range on every
+    call; the inference path, which builds its input from uint8 itself, turns it off to avoid a device sync per
+    batch.
     """
 
     def __init__(self, config: RefinerConfig) -> None:
@@ -52,16 +75,27 @@ class Refiner(nn.Module):
         self.check_inputs = True
         c, k = config, config.kernel_size
         self.stem = nn.Sequential(
-            nn.Conv2d(c.channels, c.width, k, padding=k // 2, padding_mode=c.padding_mode), nn.ReLU(inplace=True)
+            nn.Conv2d(c.channels + c.noise_channels, c.width, k, padding=k // 2, padding_mode=c.padding_mode),
+            nn.ReLU(inplace=True),
         )
         self.blocks = nn.Sequential(*(ResnetBlock(c.width, k, c.norm, c.padding_mode) for _ in range(c.num_blocks)))
         self.head = nn.Conv2d(c.width, c.channels, 1)
         self.output_activation = nn.Tanh() if c.output_activation == "tanh" else nn.Identity()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         if self.check_inputs:
             check_model_input(x, channels=self.config.channels, what="refiner input", check_range=True)
-        refined = self.output_activation(self.head(self.blocks(self.stem(x))))
+        inputs = x
+        if self.config.noise_channels:
+            if noise is None:
+                noise = image_noise(x, self.config.noise_channels)
+            expected = (x.shape[0], self.config.noise_channels, *x.shape[2:])
+            if tuple(noise.shape) != expected:
+                raise ValueError(f"refiner noise: expected shape {expected}; got {tuple(noise.shape)}")
+            inputs = torch.cat([x, noise.to(x.dtype)], dim=1)
+        elif noise is not None:
+            raise ValueError("refiner noise given to a refiner without noise_channels")
+        refined = self.output_activation(self.head(self.blocks(self.stem(inputs))))
         if self.config.preserve_background:
             refined = torch.where(x <= BACKGROUND_LEVEL, x, refined)
         return refined

@@ -225,6 +225,23 @@ class SimGANTrainer(TrainingLoop):
             batch = batch.contiguous(memory_format=torch.channels_last)
         return batch, index
 
+    def _noise(self, count: int) -> torch.Tensor | None:
+        """The refiner's noise for a batch of `count` images drawn by `_sample` (None without noise_channels).
+
+        Drawn afresh from the sampling generator for every batch, the whole batch on every rank and each rank
+        keeping its rows, as the indices are, so that the noise does not depend on W either.
+        """
+        channels = self.refiner_config.noise_channels
+        if not channels:
+            return None
+        noise = torch.randn((count, channels, *self.refiner_config.input_size), generator=self.generator)
+        if self.world.size > 1:
+            noise = noise[distributed.rank_slice(count, self.world)]
+        noise = noise.to(self.device)
+        if self._cuda and self.config.channels_last:
+            noise = noise.contiguous(memory_format=torch.channels_last)
+        return noise
+
     def _autocast(self):
         if self._cuda and self.config.amp:
             return torch.autocast("cuda", dtype=torch.bfloat16)
@@ -243,9 +260,14 @@ class SimGANTrainer(TrainingLoop):
         self.discriminator.requires_grad_(False)
         try:
             with self._autocast():
-                refined = self.refiner_parallel(synthetic)
+                refined = self.refiner_parallel(synthetic, self._noise(cfg.batch_size))
                 self_reg = self_regularization_loss(
-                    refined, synthetic, cfg.self_reg_feature, cfg.self_reg_reduction, cfg.self_reg_level_weight
+                    refined,
+                    synthetic,
+                    cfg.self_reg_feature,
+                    cfg.self_reg_reduction,
+                    cfg.self_reg_level_weight,
+                    cfg.self_reg_cap,
                 )
                 loss = cfg.self_reg_weight * self_reg
                 if self._pupils is not None:
@@ -276,7 +298,8 @@ class SimGANTrainer(TrainingLoop):
         world = self.world.size
         from_history = min(cfg.batch_size // 2 // world, len(self.history)) if cfg.use_history else 0
         with torch.no_grad(), self._autocast():
-            current = self.refiner(self._sample(self._synthetic, cfg.batch_size - from_history * world)).float()
+            count = cfg.batch_size - from_history * world
+            current = self.refiner(self._sample(self._synthetic, count), self._noise(count)).float()
         if not from_history:
             return current, current
         past = self.history.sample(from_history, self.history_generator)

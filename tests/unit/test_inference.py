@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +11,7 @@ from conftest import TINY_REFINER, tiny_trainer
 
 from simgan.data.transforms import from_model, to_model
 from simgan.inference import RefinerRunner, build_refiner, load_refiner
+from simgan.nn.refiner import Refiner
 from simgan.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 
@@ -44,6 +47,19 @@ def test_rebuilt_from_the_file_alone(checkpoint):
     state = load_checkpoint(path)
     rebuilt = build_refiner(state["refiner_config"], state["refiner"])  # as a model store would hand them over
     assert all(torch.equal(a, b) for a, b in zip(rebuilt.state_dict().values(), refiner.state_dict().values()))
+
+
+def test_a_noise_input_refiner_refines_each_image_the_same_in_any_batch(eye_images):
+    """With noise_channels each image's noise is seeded by its pixels: chunking and batch-mates change nothing,
+    and a config without the field (a checkpoint from before it) still builds a plain refiner."""
+    noisy = replace(TINY_REFINER, noise_channels=1)
+    refiner = build_refiner(noisy.to_dict(), Refiner(noisy).state_dict())
+    images = eye_images[0][:12]
+    whole = RefinerRunner(refiner, device="cpu", batch_size=12).refine(images)
+    chunks = RefinerRunner(refiner, device="cpu", batch_size=5).refine(images[::-1].copy())[::-1]
+    assert np.array_equal(whole, chunks)
+    plain = {k: v for k, v in TINY_REFINER.to_dict().items() if k != "noise_channels"}
+    assert build_refiner(plain, Refiner(TINY_REFINER).state_dict()).config.noise_channels == 0
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from simgan.nn.discriminator import (
     output_size,
     receptive_field,
 )
-from simgan.nn.refiner import REFINER_PRESETS, Refiner, RefinerConfig
+from simgan.nn.refiner import REFINER_PRESETS, Refiner, RefinerConfig, image_noise
 
 
 @pytest.mark.parametrize(
@@ -67,6 +67,48 @@ def test_preserve_background_keeps_depth_zero_exactly_and_still_refines_the_hand
     plain = Refiner(RefinerConfig(width=8, num_blocks=1, kernel_size=7, input_size=(32, 32)))
     plain.load_state_dict(refiner.state_dict())
     assert (plain(depth)[depth == -1] != -1).any()  # without it, a tanh never gives exactly −1 back
+
+
+def noisy_refiner(**overrides) -> Refiner:
+    torch.manual_seed(0)
+    return Refiner(RefinerConfig(width=8, num_blocks=1, kernel_size=7, input_size=(32, 32), **overrides)).eval()
+
+
+def test_noise_channels_go_in_beside_the_image_and_change_the_output():
+    refiner = noisy_refiner(noise_channels=2)
+    assert refiner.stem[0].in_channels == 3 and refiner.head.out_channels == 1
+    x = torch.rand(3, 1, 32, 32) * 2 - 1
+    with torch.no_grad():
+        one, other = refiner(x, torch.randn(3, 2, 32, 32)), refiner(x, torch.randn(3, 2, 32, 32))
+        default = refiner(x)
+    assert one.shape == x.shape and (one - other).abs().amax(dim=(1, 2, 3)).min() > 1e-3  # every image differs
+    torch.testing.assert_close(default, refiner(x, image_noise(x, 2)))  # no noise given: each image's own
+
+
+def test_image_noise_is_seeded_by_each_images_pixels_alone():
+    """The noise of an image does not depend on its batch-mates or position, and does on its pixels: the
+    refine stage, another batch size and the service give one image one refined output."""
+    images = torch.randint(0, 256, (5, 1, 32, 32), dtype=torch.uint8).float().div(127.5).sub(1)
+    noise = image_noise(images, 2)
+    assert noise.shape == (5, 2, 32, 32)
+    assert abs(float(noise.mean())) < 0.05 and abs(float(noise.std()) - 1) < 0.05
+    torch.testing.assert_close(image_noise(images.flip(0)[1:3], 2), noise.flip(0)[1:3], rtol=0, atol=0)
+    changed = images.clone()
+    changed[0, 0, 5, 5] += 2 / 255  # one grey level
+    assert not torch.equal(image_noise(changed[:1], 2), noise[:1])
+    refiner = noisy_refiner(noise_channels=1)
+    with torch.no_grad():
+        together = refiner(images)
+        alone = torch.cat([refiner(images[i : i + 1]) for i in range(5)])
+    torch.testing.assert_close(together, alone, rtol=1e-5, atol=1e-6)
+
+
+def test_refiner_noise_of_the_wrong_shape_or_without_noise_channels_is_refused():
+    x = torch.zeros(2, 1, 32, 32)
+    with pytest.raises(ValueError, match=r"refiner noise: expected shape \(2, 1, 32, 32\); got \(2, 2, 32, 32\)"):
+        noisy_refiner(noise_channels=1)(x, torch.zeros(2, 2, 32, 32))
+    with pytest.raises(ValueError, match="refiner noise given to a refiner without noise_channels"):
+        noisy_refiner()(x, torch.zeros(2, 1, 32, 32))
 
 
 # Output map sizes and receptive fields, computed by hand from the paper's layer lists (valid padding):
@@ -182,6 +224,7 @@ def test_refiner_refuses_bad_input(bad_input, message):
         ({"kernel_size": 4}, "kernel_size must be odd"),
         ({"width": 0}, r"width\n\s+Input should be greater than or equal to 1"),
         ({"norm": "layer"}, r"norm\n\s+Input should be 'none' or 'batch'"),
+        ({"noise_channels": -1}, r"noise_channels\n\s+Input should be greater than or equal to 0"),
     ],
 )
 def test_refiner_config_refuses_bad_values(overrides, message):

@@ -288,3 +288,34 @@ def test_trainer_refuses_bad_data(eye_images, synthetic, message):
 def test_train_config_refuses_bad_values(overrides, message):
     with pytest.raises(ValueError, match=message):
         tiny_train_config(**overrides)
+
+
+def noisy_trainer(images, **overrides) -> SimGANTrainer:
+    synthetic, real = images
+    return SimGANTrainer(
+        synthetic,
+        real,
+        refiner_config=replace(TINY_REFINER, noise_channels=1),
+        discriminator_config=EYES_DISCRIMINATOR,
+        config=tiny_train_config(**overrides),
+        device="cpu",
+        progress=False,
+    )
+
+
+def test_refiner_noise_is_drawn_afresh_for_every_batch_and_a_killed_run_resumes_exactly(eye_images, tmp_path):
+    straight = noisy_trainer(eye_images)
+    seen = []
+    straight.refiner.register_forward_pre_hook(lambda _, args: seen.append(args[1].clone()))
+    straight.fit()
+    # 3 refiner pretraining steps, 2 D pretraining batches, 4 rounds of K_g = 2 refiner steps and one D batch
+    assert len(seen) == 3 + 2 + 4 * 3 and all(noise is not None and noise.shape[1] == 1 for noise in seen)
+    assert all(not torch.equal(a[:1], b[:1]) for i, a in enumerate(seen) for b in seen[i + 1 :])
+
+    checkpoint = tmp_path / "run" / "checkpoint.pt"
+    noisy_trainer(eye_images).fit(checkpoint_path=checkpoint, stop_at_step=straight.total_steps // 2)
+    resumed = noisy_trainer(eye_images, seed=5)
+    resumed.load(checkpoint)
+    resumed.fit(checkpoint_path=checkpoint)
+    for (name, a), b in zip(straight.refiner.state_dict().items(), resumed.refiner.state_dict().values()):
+        assert torch.equal(a, b), f"refiner.{name} differs after resume"
