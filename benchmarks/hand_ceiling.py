@@ -14,6 +14,10 @@ be chosen, which the real test split is not.
 
     python benchmarks/hand_ceiling.py                  # estimator seeds 0 1 2
     python benchmarks/hand_ceiling.py --seeds 0 --threads 2
+    python benchmarks/hand_ceiling.py --sets refined --no-real   # a refiner's output, judged on Kinect val
+
+`--sets` picks the training sets: synthetic, oracle, and refined (artifacts/refined/hand, `dvc repro
+refine@hand`), the last to choose a refiner's settings on the Kinect-rendered val split without the real labels.
 
 Needs `data/` rendered by `simgan simulate` (its marker names the seed) and artifacts/prepared/hand
 (`dvc repro prepare@hand`); every clean crop is checked against the prepared synthetic image first.
@@ -36,14 +40,15 @@ from hand_estimator import apply_overrides  # benchmarks/, on sys.path when run 
 
 from simgan import layout
 from simgan.config import load_params
-from simgan.data.formats.nyu import CropBounds, crop_resize, depth_to_uint8
+from simgan.data.formats.nyu import LABEL_NAMES, CropBounds, crop_bounds, crop_resize, depth_to_uint8, uvd_to_crop
+from simgan.data.geometry import NYU_CROP_CENTRE_JOINT, NYU_EVAL_JOINTS
 from simgan.data.simulators import MARKER, hands
 from simgan.evaluation.hand import hand_metrics, joint_errors_px
 from simgan.stages.estimate import training_data
 from simgan.tasks import hand_targets
 from simgan.training.estimator import EstimatorTrainer, predict
 
-SETS = ("synthetic", "oracle")
+SETS = ("synthetic", "oracle", "refined")
 
 
 def simulated_seed(data: Path) -> int:
@@ -78,6 +83,31 @@ def oracle_images(manifest: pd.DataFrame, clean: np.ndarray, seed: int, stream: 
     return out
 
 
+EXTRA_FRAME = 1_000_000  # extra val poses are frames EXTRA_FRAME + 1, ...: far beyond any frame `simulate` writes
+
+
+def extra_val(seed: int, stream: int, count: int, size: int, cube_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """`count` new synthetic poses through the Kinect model, cropped as the NYU reader crops: (images, joints).
+
+    They belong to no split of data/ (frame numbers from EXTRA_FRAME + 1), so they enlarge the Kinect-rendered
+    val split without touching what any stage trains on; frames whose crop holds no depth are skipped.
+    """
+    images, rows = [], []
+    for frame in range(EXTRA_FRAME + 1, EXTRA_FRAME + 1 + count):
+        pose = hands.frame_pose(seed, "synthetic", frame)
+        uvd = hands.joints_uvd(pose)
+        bounds = crop_bounds(uvd[NYU_CROP_CENTRE_JOINT], cube_mm)
+        synth = hands.clean_depth_mm(pose)
+        rng = np.random.default_rng([seed, stream, frame])
+        real = np.where(synth > 0, hands.kinect(hands.scene(pose, synth.astype(np.float64), rng), rng), 0)
+        image = depth_to_uint8(crop_resize(real, bounds, size), bounds.z0, bounds.z1)
+        if image.any():
+            images.append(image)
+            rows.append(uvd_to_crop(uvd[list(NYU_EVAL_JOINTS)], bounds, size).reshape(-1))
+    joints = hand_targets(pd.DataFrame(rows, columns=list(LABEL_NAMES)))
+    return np.stack(images)[:, None], joints
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("overrides", nargs="*", help="model.KEY=VALUE or training.KEY=VALUE over estimate.hand")
@@ -87,6 +117,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--stream", type=int, default=99, help="random stream of the oracle's scenes and artifacts")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--extra-val", type=int, default=0, metavar="N", help="N new poses added to the Kinect-rendered val split"
+    )
+    parser.add_argument("--cache", type=Path, help="an .npz to keep the Kinect-rendered val split in between runs")
+    parser.add_argument(
+        "--sets", nargs="+", choices=SETS, default=list(SETS[:2]), help="training sets (default: synthetic oracle)"
+    )
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--data", default="data", type=Path)
     args = parser.parse_args(argv)
@@ -102,11 +139,30 @@ def main(argv: list[str] | None = None) -> int:
     val = manifest.index[manifest["split"] == "val"].to_numpy()
     images, labels = training_data("hand", "synthetic", 0, 0)  # every train row, in the order estimate@hand uses
     started = time.perf_counter()
-    oracle = oracle_images(manifest.loc[train], images, seed, args.stream)
-    kinect_val = oracle_images(manifest.loc[val], np.load(folder / "images.npy", mmap_mode="r")[val], seed, args.stream)
-    val_joints = hand_targets(manifest.loc[val])
+    training_sets = {"synthetic": images}
+    if "oracle" in args.sets:
+        training_sets["oracle"] = oracle_images(manifest.loc[train], images, seed, args.stream)
+    if "refined" in args.sets:
+        refined, refined_labels = training_data("hand", "refined", 0, 0)
+        if not np.array_equal(refined_labels, labels):
+            raise SystemExit(f"{layout.refined('hand')}: its train rows are not the synthetic train rows; refine again")
+        training_sets["refined"] = refined
+    key = f"seed {seed}, stream {args.stream}, extra {args.extra_val}"
+    if args.cache is not None and args.cache.is_file() and str(np.load(args.cache)["key"]) == key:
+        kinect_val, val_joints = np.load(args.cache)["images"], np.load(args.cache)["joints"]
+    else:
+        clean_val = np.load(folder / "images.npy", mmap_mode="r")[val]
+        kinect_val = oracle_images(manifest.loc[val], clean_val, seed, args.stream)
+        val_joints = hand_targets(manifest.loc[val])
+        if args.extra_val:
+            size, cube_mm = kinect_val.shape[-1], float(manifest["meta_cube_mm"].iloc[0])
+            extra_images, extra_joints = extra_val(seed, args.stream, args.extra_val, size, cube_mm)
+            kinect_val = np.concatenate([kinect_val, extra_images.reshape(-1, *kinect_val.shape[1:])])
+            val_joints = np.concatenate([val_joints, extra_joints])
+        if args.cache is not None:
+            np.savez(args.cache, key=key, images=kinect_val, joints=val_joints)
     seconds = time.perf_counter() - started
-    print(f"oracle: {len(train)} train and {len(val)} val synthetic frames through the Kinect model in {seconds:.0f} s")
+    print(f"Kinect model: {len(kinect_val)} val (and the oracle's train) frames rendered or read in {seconds:.0f} s")
     if not args.no_real:
         real = pd.read_csv(layout.prepared("hand", "real") / "manifest.csv")
         test = (real["split"] == "test").to_numpy()
@@ -117,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     for estimator_seed in args.seeds:
         train_config = dataclasses.replace(base_config, seed=estimator_seed)
         row = {"seed": estimator_seed}
-        for name, data in zip(SETS, (images, oracle)):
+        for name in args.sets:
+            data = training_sets[name]
             trainer = EstimatorTrainer("hand", model_config, train_config, data, labels, device="cpu", progress=False)
             trainer.fit()
             errors = joint_errors_px(predict("hand", trainer.model, kinect_val), val_joints)
@@ -126,16 +183,17 @@ def main(argv: list[str] | None = None) -> int:
                 errors = joint_errors_px(predict("hand", trainer.model, real_images), real_joints)
                 row[name] = hand_metrics(errors)["within_5px_pct"]
         rows.append(row)
-        shown = "Kinect-rendered val: " + ", ".join(f"{name} {row[f'{name}_kinect_val']:.2f} %" for name in SETS)
+        shown = "Kinect-rendered val: " + ", ".join(f"{name} {row[f'{name}_kinect_val']:.2f} %" for name in args.sets)
         if not args.no_real:
-            row["gain"] = row["oracle"] - row["synthetic"]
-            shown += "; real test: " + ", ".join(f"{name} {row[name]:.2f} %" for name in SETS)
+            shown += "; real test: " + ", ".join(f"{name} {row[name]:.2f} %" for name in args.sets)
         print(f"estimator seed {estimator_seed}: joints within 5 px, {shown}", flush=True)
     splits = {"Kinect-rendered val": "_kinect_val"} | ({} if args.no_real else {"real test": ""})
+    compared = [name for name in args.sets if name != "synthetic"] if "synthetic" in args.sets else []
     for split, suffix in splits.items():
-        gains = np.array([row[f"oracle{suffix}"] - row[f"synthetic{suffix}"] for row in rows])
-        spread = gains.std(ddof=1) if len(rows) > 1 else 0.0
-        print(f"{split}: oracle − synthetic over {len(rows)} seeds {gains.mean():+.2f} ± {spread:.2f} points")
+        for name in compared:
+            gains = np.array([row[f"{name}{suffix}"] - row[f"synthetic{suffix}"] for row in rows])
+            spread = gains.std(ddof=1) if len(rows) > 1 else 0.0
+            print(f"{split}: {name} − synthetic over {len(rows)} seeds {gains.mean():+.2f} ± {spread:.2f} points")
     print(json.dumps({"benchmark": "hand_ceiling", "stream": args.stream, "overrides": args.overrides, "rows": rows}))
     return 0
 
