@@ -8,6 +8,8 @@ Glossary (paper symbol -> name in this code):
     λ              self_reg_weight
     ψ              self_reg_feature     (identity, channel_mean, gradients)
     (not in paper) self_reg_level_weight (α: ψ = [∂x, ∂y, α·x] with gradients)
+    (not in paper) self_reg_cap         (τ: a pixel's change costs at most τ; depth dropouts)
+    (not in paper) noise_channels       (z: noise maps beside the refiner's input)
     B, b           history_capacity, batch_size
     K_g, K_d       refiner_steps_per_round, discriminator_steps_per_round
     T              adversarial_rounds

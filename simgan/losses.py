@@ -97,8 +97,7 @@ def self_regularization_loss(
 ) -> torch.Tensor:
     """ℓ_reg = ‖ψ(x̃) − ψ(x)‖₁ (§2.1), reduced as the module docstring says; `level_weight`: see feature_transform.
 
-    `cap` > 0 (TrainConfig.self_reg_cap, not in the paper): an element that went down, ψ(x̃) < ψ(x), counts
-    min(|ψ(x̃) − ψ(x)|, cap); one that went up counts in full.
+    `cap` > 0 (TrainConfig.self_reg_cap, not in the paper): each element counts min(|ψ(x̃) − ψ(x)|, cap).
     """
     if refined.shape != synthetic.shape:
         raise ValueError(f"refined {tuple(refined.shape)} and synthetic {tuple(synthetic.shape)} differ in shape")
@@ -106,9 +105,7 @@ def self_regularization_loss(
         synthetic.float(), feature, level_weight
     )
     absolute = difference.abs()
-    if cap:
-        absolute = torch.where(difference < 0, absolute.clamp(max=cap), absolute)
-    return _reduce(absolute, reduction)
+    return _reduce(absolute.clamp(max=cap) if cap else absolute, reduction)
 
 
 def gaussian_region(centres: torch.Tensor, height: int, width: int, sigma_px: float) -> torch.Tensor:

@@ -45,7 +45,9 @@ class RefinerConfig:
         sample for each image, as the noise input z of conditional GANs does (Mirza & Osindero 2014;
         Isola et al. 2017). In training the noise is drawn afresh for every batch; at inference each
         image's noise is seeded by a hash of its own pixels (`image_noise`), so that a refined image still
-        depends on that image alone: the same for its batch-mates, its batch size and the service.
+        depends on that image alone: the same for its batch-mates, its batch size and the service. Not
+        used by either profile: on the embedded default's hands the dropouts a refiner drew with it were
+        mostly the same under two different noises (docs/results.md, "Now, the hand refiner").
     """
 
     channels: Annotated[int, Field(ge=1, description="image channels in and out (1: grey eyes, 1: depth hands)")] = 1

@@ -37,15 +37,17 @@ class TrainConfig:
         price on moving dark pixels while a level change costs α per pixel instead of 1. Studied at λ 0.5
         (docs/results.md): α 0.5 still gained on the simulated default but moved real eyes' pupils
         2.6 px; α 1.0 nearly held them (1.5–1.9 px) and lost the gain, so the demo does not use it.
-    self_reg_cap: τ, not in the paper (0: off, the paper's L1). A pixel lowered by the refiner, ψ(x̃) < ψ(x),
-        counts at most τ (model range: 2 is the whole 0..255); one raised counts in full. For depth maps,
-        where 0 is "no reading": a depth camera's dropouts are large edits that move no label, a pixel
-        jumping from the hand's depth to 0. An uncapped L1 charges each its whole depth, so at a λ that
-        keeps a hand's depth structure the refiner cannot afford the ~7 % of hand pixels a Kinect drops
-        (the embedded default's), and at a λ low enough to afford them it redrew the whole hand. Capped,
-        a dropout costs at most λ·τ while small edits cost as before. Raised pixels stay uncapped: a
-        symmetric cap let refiners draw rims saturated at the near end of the cube, which no depth camera
-        reads (docs/results.md).
+    self_reg_cap: τ, not in the paper (0: off, the paper's L1). Each pixel's |ψ(x̃) − ψ(x)| counts at most τ
+        (model range: 2 is the whole 0..255). For depth maps, where 0 is "no reading": a depth camera's
+        dropouts are large edits that move no label, a pixel jumping from the hand's depth to 0. An
+        uncapped L1 charges each its whole depth, so at a λ that keeps a hand's depth structure the refiner
+        cannot afford the ~7 % of hand pixels a Kinect drops (the embedded default's), and at a λ low enough
+        to afford them it redrew the whole hand. Capped, a large edit costs at most λ·τ while small edits
+        cost as before. The cap is symmetric, so a refiner can also raise a pixel to the near end of the
+        cube, which no depth camera reads; capping only lowered pixels removed those and, with them, every
+        dropout the refiner drew. Not used by either profile: on the embedded default's hands (with
+        noise_channels 1, τ 0.1) the refiner drew dropouts in 2 runs of 4, and over its runs it gained no
+        more than the paper's L1 (docs/results.md, "Now, the hand refiner").
     self_reg_pupil_weight, self_reg_pupil_sigma: β and σ, not in the paper; eyes only. Adds
         β·Σ m·|x̃ − x| to L_R beside λ·ℓ_reg (β is not scaled by λ), m a Gaussian of σ·width around each
         synthetic eye's pupil centre, found once by the deterministic locator of
@@ -100,7 +102,7 @@ class TrainConfig:
     ] = 0.0
     self_reg_cap: Annotated[
         float,
-        Field(ge=0, description="τ: a lowered pixel's |ψ(x̃) − ψ(x)| counts at most τ (not in the paper); 0: off"),
+        Field(ge=0, description="τ: each pixel's |ψ(x̃) − ψ(x)| counts at most τ (not in the paper); 0: off"),
     ] = 0.0
     self_reg_pupil_weight: Annotated[
         float,

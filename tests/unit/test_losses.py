@@ -120,14 +120,14 @@ def test_self_regularization_level_weight_prices_a_level_change_at_alpha_per_pix
         feature_transform(synthetic, "identity", 0.5)
 
 
-def test_the_cap_bounds_a_lowered_pixels_price_and_stops_its_gradient_beyond_it():
+def test_the_cap_bounds_each_pixels_price_and_stops_its_gradient_beyond_it():
     synthetic = torch.zeros(1, 1, 2, 3)
     # a dropout, a small lowering, a mid lowering, no change, a small and a large raise
     refined = torch.tensor([[[[-1.5, -0.05, -0.3], [0.0, 0.05, 0.6]]]], requires_grad=True)
     loss = self_regularization_loss(refined, synthetic, "identity", cap=0.2)
-    assert loss.item() == pytest.approx(0.2 + 0.05 + 0.2 + 0.05 + 0.6)
+    assert loss.item() == pytest.approx(0.2 + 0.05 + 0.2 + 0.05 + 0.2)
     loss.backward()
-    assert refined.grad.flatten().tolist() == [0.0, -1.0, 0.0, 0.0, 1.0, 1.0]  # beyond τ nothing pulls it back up
+    assert refined.grad.flatten().tolist() == [0.0, -1.0, 0.0, 0.0, 1.0, 0.0]  # beyond τ nothing pulls a pixel back
     uncapped = 1.5 + 0.05 + 0.3 + 0.05 + 0.6
     assert self_regularization_loss(refined, synthetic, "identity").item() == pytest.approx(uncapped)
 
