@@ -105,7 +105,7 @@ def extra_val(seed: int, stream: int, count: int, size: int, cube_mm: float) -> 
             images.append(image)
             rows.append(uvd_to_crop(uvd[list(NYU_EVAL_JOINTS)], bounds, size).reshape(-1))
     joints = hand_targets(pd.DataFrame(rows, columns=list(LABEL_NAMES)))
-    return np.stack(images)[:, None], joints
+    return np.stack(images), joints
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,8 +148,9 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"{layout.refined('hand')}: its train rows are not the synthetic train rows; refine again")
         training_sets["refined"] = refined
     key = f"seed {seed}, stream {args.stream}, extra {args.extra_val}"
-    if args.cache is not None and args.cache.is_file() and str(np.load(args.cache)["key"]) == key:
-        kinect_val, val_joints = np.load(args.cache)["images"], np.load(args.cache)["joints"]
+    cached = np.load(args.cache) if args.cache is not None and args.cache.is_file() else None
+    if cached is not None and str(cached["key"]) == key:
+        kinect_val, val_joints = cached["images"], cached["joints"]
     else:
         clean_val = np.load(folder / "images.npy", mmap_mode="r")[val]
         kinect_val = oracle_images(manifest.loc[val], clean_val, seed, args.stream)
@@ -157,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.extra_val:
             size, cube_mm = kinect_val.shape[-1], float(manifest["meta_cube_mm"].iloc[0])
             extra_images, extra_joints = extra_val(seed, args.stream, args.extra_val, size, cube_mm)
-            kinect_val = np.concatenate([kinect_val, extra_images.reshape(-1, *kinect_val.shape[1:])])
+            kinect_val = np.concatenate([kinect_val, extra_images])
             val_joints = np.concatenate([val_joints, extra_joints])
         if args.cache is not None:
             np.savez(args.cache, key=key, images=kinect_val, joints=val_joints)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import hashlib
 
-import numpy as np
 import torch
 from torch import nn
 
+from simgan.data.transforms import from_model
 from simgan.nn.checks import check_model_input
 
 # The config and the paper's presets are declared without torch (simgan.nn.configs) and imported from here too.
@@ -32,10 +32,10 @@ def image_noise(images: torch.Tensor, channels: int) -> torch.Tensor:
     stage and the service give one image the same refined output, and a refined set is reproducible.
     """
     n, _, height, width = images.shape
-    pixels = images.detach().float().add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8).cpu()
+    pixels = from_model(images.detach()).cpu().contiguous()
     noise = torch.empty((n, channels, height, width))
-    for i, image in enumerate(pixels.contiguous().numpy()):
-        digest = hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=8).digest()
+    for i, image in enumerate(pixels.numpy()):
+        digest = hashlib.blake2b(image.tobytes(), digest_size=8).digest()
         generator = torch.Generator().manual_seed(int.from_bytes(digest, "little") >> 1)
         noise[i] = torch.randn((channels, height, width), generator=generator)
     return noise.to(images.device)
