@@ -58,6 +58,14 @@ def simulated_seed(data: Path) -> int:
     return int(json.loads(marker.read_text())["seed"])
 
 
+def kinect_crop(pose, synth: np.ndarray, bounds: CropBounds, size: int, seed: int, stream: int, frame: int):
+    """A frame's pose through the real domain's Kinect model on its own scene stream, masked by its clean
+    render (as the NYU reader masks real frames) and cut with `bounds`: a uint8 (size, size) crop."""
+    rng = np.random.default_rng([seed, stream, frame])
+    real = np.where(synth > 0, hands.kinect(hands.scene(pose, synth.astype(np.float64), rng), rng), 0)
+    return depth_to_uint8(crop_resize(real, bounds, size), bounds.z0, bounds.z1)
+
+
 def oracle_images(manifest: pd.DataFrame, clean: np.ndarray, seed: int, stream: int) -> np.ndarray:
     """Each synthetic row's frame through the real domain's Kinect model, cropped with the row's bounds."""
     out = np.empty_like(clean)
@@ -76,10 +84,7 @@ def oracle_images(manifest: pd.DataFrame, clean: np.ndarray, seed: int, stream: 
                 f"synthetic row {row.id}: the simulator's frame {frame} (seed {seed}) does not reproduce the "
                 "prepared image; render data/ and prepare@hand again with this code"
             )
-        rng = np.random.default_rng([seed, stream, frame])
-        real = hands.kinect(hands.scene(pose, synth.astype(np.float64), rng), rng)
-        real = np.where(synth > 0, real, 0)  # masked by the clean render, as the NYU reader masks real frames
-        out[i] = depth_to_uint8(crop_resize(real, bounds, size), bounds.z0, bounds.z1).reshape(out[i].shape)
+        out[i] = kinect_crop(pose, synth, bounds, size, seed, stream, frame).reshape(out[i].shape)
     return out
 
 
@@ -98,9 +103,7 @@ def extra_val(seed: int, stream: int, count: int, size: int, cube_mm: float) -> 
         uvd = hands.joints_uvd(pose)
         bounds = crop_bounds(uvd[NYU_CROP_CENTRE_JOINT], cube_mm)
         synth = hands.clean_depth_mm(pose)
-        rng = np.random.default_rng([seed, stream, frame])
-        real = np.where(synth > 0, hands.kinect(hands.scene(pose, synth.astype(np.float64), rng), rng), 0)
-        image = depth_to_uint8(crop_resize(real, bounds, size), bounds.z0, bounds.z1)
+        image = kinect_crop(pose, synth, bounds, size, seed, stream, frame)
         if image.any():
             images.append(image)
             rows.append(uvd_to_crop(uvd[list(NYU_EVAL_JOINTS)], bounds, size).reshape(-1))
