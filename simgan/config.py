@@ -51,6 +51,7 @@ ROUND_FIELDS = (
     "adversarial_rounds",
     "refiner_steps_per_round",
     "discriminator_steps_per_round",
+    "refiner_ema_decay",
     "checkpoint_every_steps",
     "log_every_steps",
 )

@@ -27,12 +27,14 @@ def build_refiner(config: RefinerConfig | dict, state_dict: dict, *, source: str
 
 
 def load_refiner(path: str | Path, map_location: str | torch.device = "cpu") -> Refiner:
-    """Rebuild the refiner of a training checkpoint from the file alone."""
+    """Rebuild the refiner of a training checkpoint from the file alone: the moving average of its weights
+    when the run kept one (TrainConfig.refiner_ema_decay), else its weights."""
     state = load_checkpoint(path, map_location=map_location)
     config = config_from_state(RefinerConfig, state, "refiner_config", path)
-    if "refiner" not in state:
+    weights = state.get("refiner_average", state.get("refiner"))
+    if weights is None:
         raise ValueError(f"{path}: checkpoint has no refiner weights")
-    return build_refiner(config, state["refiner"], source=path)
+    return build_refiner(config, weights, source=path)
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:

@@ -175,6 +175,14 @@ class EstimatorTrainer(TrainingLoop):
                 parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
             )
         self.generator = torch.Generator().manual_seed(config.seed)
+        # θ̄ (EstimatorTrainConfig.weight_average_decay): the weights only; batch-norm statistics are the model's
+        self.average = (
+            torch.optim.swa_utils.AveragedModel(
+                self.model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(config.weight_average_decay)
+            )
+            if config.weight_average_decay
+            else None
+        )
 
     # ---------------------------------------------------------------- one step
     def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -223,8 +231,15 @@ class EstimatorTrainer(TrainingLoop):
         loss.backward()
         self.optimizer.step()
         self.record("loss", loss)
-        if self.step + 1 == self.total_steps and self.config.precise_bn_batches:
-            self.recompute_batch_norm()
+        if self.average is not None:
+            self.average.update_parameters(self.model)
+        if self.step + 1 == self.total_steps:
+            if self.average is not None:  # the average replaces the weights: the last step's work is done
+                with torch.no_grad():
+                    for own, averaged in zip(self.model.parameters(), self.average.module.parameters()):
+                        own.copy_(averaged)
+            if self.config.precise_bn_batches:
+                self.recompute_batch_norm()
 
     def recompute_batch_norm(self) -> None:
         """Batch-norm statistics as plain averages over `precise_bn_batches` training batches with the current
@@ -262,6 +277,11 @@ class EstimatorTrainer(TrainingLoop):
             "estimator": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "rng": {"sampler": self.generator.get_state()},
+            **(
+                {"average": self.average.module.state_dict(), "average_count": int(self.average.n_averaged)}
+                if self.average is not None
+                else {}
+            ),
         }
 
     def identity(self) -> dict:
@@ -285,6 +305,9 @@ class EstimatorTrainer(TrainingLoop):
             )
         load_module_state(self.model, state["estimator"], what="estimator", path=path)
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.average is not None and "average" in state:
+            load_module_state(self.average.module, state["average"], what="estimator average", path=path)
+            self.average.n_averaged.fill_(int(state["average_count"]))
         self.generator.set_state(state["rng"]["sampler"].cpu())
         self.step = int(state["step"])
 

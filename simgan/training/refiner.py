@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from simgan.data.transforms import as_nchw_uint8, to_model
 from simgan.history import HistoryBuffer
@@ -144,6 +145,12 @@ class SimGANTrainer(TrainingLoop):
         self.refiner_optimizer = make_optimizer(list(self.refiner.parameters()), config)
         self.discriminator_optimizer = make_optimizer(list(self.discriminator.parameters()), config)
         world = self.world.size
+        # θ̄ (TrainConfig.refiner_ema_decay): updated after each adversarial R step, saved beside θ
+        self.refiner_average = (
+            AveragedModel(self.refiner, multi_avg_fn=get_ema_multi_avg_fn(config.refiner_ema_decay), use_buffers=True)
+            if config.refiner_ema_decay
+            else None
+        )
         self.history = HistoryBuffer(
             config.history_capacity // world, (refiner_config.channels, *refiner_config.input_size), self.device
         )
@@ -285,6 +292,8 @@ class SimGANTrainer(TrainingLoop):
         finally:
             self.discriminator.requires_grad_(True)
         self.refiner_optimizer.step()
+        if adversarial and self.refiner_average is not None:
+            self.refiner_average.update_parameters(self.refiner)
         self.record("refiner/self_reg", self_reg)
         self.record("refiner/loss", loss)
 
@@ -409,6 +418,10 @@ class SimGANTrainer(TrainingLoop):
             "history": self.history.state_dict(),
             "rng": rng,
         }
+        if self.refiner_average is not None and int(self.refiner_average.n_averaged):
+            # what simgan.inference.load_refiner builds when present; θ above stays for resuming
+            state["refiner_average"] = self.refiner_average.module.state_dict()
+            state["refiner_average_count"] = int(self.refiner_average.n_averaged)
         if self.world.size > 1:
             state.update(self._gather_history())
             distributed.check_consistency(self.refiner, "refiner")
@@ -479,6 +492,10 @@ class SimGANTrainer(TrainingLoop):
         load_module_state(self.discriminator, state["discriminator"], what="discriminator", path=path)
         self.refiner_optimizer.load_state_dict(state["refiner_optimizer"])
         self.discriminator_optimizer.load_state_dict(state["discriminator_optimizer"])
+        if self.refiner_average is not None and "refiner_average" in state:
+            # (none yet before the first adversarial step: the average then starts from the live weights)
+            load_module_state(self.refiner_average.module, state["refiner_average"], what="refiner average", path=path)
+            self.refiner_average.n_averaged.fill_(int(state["refiner_average_count"]))
         if self.world.size > 1:
             self._load_history_shard(state, path)
         else:

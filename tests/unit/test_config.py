@@ -119,6 +119,27 @@ def test_an_unknown_task_is_refused(params):
         params.refiner_config("face")
 
 
+def test_the_refiner_average_is_a_train_setting_and_the_estimators_a_training_one(raw, tmp_path):
+    """refiner_ema_decay acts in the adversarial phase only, so it sits with the rounds (a change reruns train@,
+    not pretrain@); the estimator's weight average with its training settings; both off unless set."""
+    params = load_params(write(tmp_path, raw))
+    assert params.train_config("hand").refiner_ema_decay == 0.0
+    assert params.estimator_train_config("hand").weight_average_decay == 0.0
+
+    def average(p):
+        p["train"]["hand"]["refiner_ema_decay"] = 0.99
+        p["estimate"]["hand"]["training"]["weight_average_decay"] = 0.98
+
+    params = load_params(write(tmp_path, edited(raw, average)))
+    assert params.train_config("hand").refiner_ema_decay == 0.99
+    assert params.train_config("hand", with_rounds=False).refiner_ema_decay == 0.0  # the pretrain stage's
+    assert params.estimator_train_config("hand").weight_average_decay == 0.98
+    assert "pretrain.hand.refiner_ema_decay" in refusal(
+        tmp_path, raw, _set("pretrain", "hand", "refiner_ema_decay", 0.9)
+    )
+    assert "less than 1" in refusal(tmp_path, raw, _set("train", "hand", "refiner_ema_decay", 1.0))
+
+
 def test_left_out_values_take_the_library_default_over_the_task_preset(raw, tmp_path):
     def drop(p):
         del p["pretrain"]["hand"]["refiner"]  # the whole override section

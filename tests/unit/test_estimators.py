@@ -279,3 +279,36 @@ def test_bad_targets_are_refused_naming_the_rows():
             np.zeros((4, 3)),
             device="cpu",
         )
+
+
+def test_weight_average_replaces_the_weights_after_the_last_step_and_resumes_exactly(tmp_path):
+    """θ̄ = the first step's weights, then d·θ̄ + (1 − d)·θ after each step (by hand, from what each step left); the
+    trained model holds θ̄, not the last step's weights; a run killed half-way resumes it bit for bit."""
+    generator = torch.Generator().manual_seed(0)
+    centres = 8 + torch.rand(48, 1, 2, generator=generator) * 16
+    images, joints = _blob_images(centres, 32), centres + torch.tensor([[0.0, 0.0], [5.0, 0.0], [0.0, 5.0]])
+    decay = 0.6
+    config = EstimatorTrainConfig(
+        steps=8, batch_size=8, optimizer="adam", lr=0.005, heatmap_loss="softmax", weight_average_decay=decay
+    )
+    straight = EstimatorTrainer("hand", TINY_HOURGLASS, config, images, joints, device="cpu", progress=False)
+    after = []
+    straight.optimizer.register_step_post_hook(
+        lambda *_: after.append([p.detach().clone() for p in straight.model.parameters()])
+    )
+    straight.fit()
+    assert len(after) == 8
+    expected = after[0]
+    for weights in after[1:]:
+        expected = [decay * a + (1 - decay) * w for a, w in zip(expected, weights)]
+    for (name, got), want in zip(straight.model.named_parameters(), expected):
+        torch.testing.assert_close(got, want, msg=name)
+    assert not all(torch.allclose(a, b) for a, b in zip(expected, after[-1]))  # not the last step's weights
+
+    killed = EstimatorTrainer("hand", TINY_HOURGLASS, config, images, joints, device="cpu", progress=False)
+    killed.fit(checkpoint_path=tmp_path / "run.pt", stop_at_step=4)
+    resumed = EstimatorTrainer("hand", TINY_HOURGLASS, config, images, joints, device="cpu", progress=False)
+    resumed.load(tmp_path / "run.pt")
+    resumed.fit()
+    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), name

@@ -319,3 +319,47 @@ def test_refiner_noise_is_drawn_afresh_for_every_batch_and_a_killed_run_resumes_
     resumed.fit(checkpoint_path=checkpoint)
     for (name, a), b in zip(straight.refiner.state_dict().items(), resumed.refiner.state_dict().values()):
         assert torch.equal(a, b), f"refiner.{name} differs after resume"
+
+
+def test_refiner_average_follows_the_adversarial_steps_resumes_exactly_and_is_what_load_refiner_builds(
+    eye_images, tmp_path
+):
+    """θ̄ starts at the first adversarial R step's weights and then moves by d·θ̄ + (1 − d)·θ after each (by hand,
+    from the weights each step left); pretraining steps do not touch it; a killed run resumes it bit for bit;
+    load_refiner builds θ̄ from the checkpoint, and θ without an average."""
+    from simgan.inference import load_refiner
+
+    decay = 0.75
+    straight = make_trainer(eye_images, refiner_ema_decay=decay)
+    after = []  # (adversarial?, weights of the head after each R step)
+    straight.refiner_optimizer.register_step_post_hook(
+        lambda *_: after.append(
+            (straight.phase_at(straight.step).adversarial, straight.refiner.head.weight.detach().clone())
+        )
+    )
+    straight.fit()
+    adversarial = [weights for is_adversarial, weights in after if is_adversarial]
+    assert len(after) == 3 + 4 * 2 and len(adversarial) == 4 * 2
+    expected = adversarial[0]
+    for weights in adversarial[1:]:
+        expected = decay * expected + (1 - decay) * weights
+    torch.testing.assert_close(straight.refiner_average.module.head.weight, expected)
+    assert not torch.allclose(expected, straight.refiner.head.weight)  # the average is not the last iterate
+
+    checkpoint = tmp_path / "run" / "checkpoint.pt"
+    make_trainer(eye_images, refiner_ema_decay=decay).fit(checkpoint_path=checkpoint, stop_at_step=3 + 2 + 2)
+    resumed = make_trainer(eye_images, refiner_ema_decay=decay, seed=9)
+    resumed.load(checkpoint)
+    resumed.fit(checkpoint_path=checkpoint)
+    for module in ("refiner", "refiner_average"):
+        for (name, a), b in zip(
+            getattr(straight, module).state_dict().items(), getattr(resumed, module).state_dict().values()
+        ):
+            assert torch.equal(a, b), f"{module}.{name} differs after resume"
+
+    built = load_refiner(checkpoint)
+    assert torch.equal(built.head.weight, straight.refiner_average.module.head.weight)
+    plain = make_trainer(eye_images)
+    plain.fit(checkpoint_path=tmp_path / "plain" / "checkpoint.pt")
+    assert plain.refiner_average is None
+    assert torch.equal(load_refiner(tmp_path / "plain" / "checkpoint.pt").head.weight, plain.refiner.head.weight)
