@@ -31,7 +31,8 @@ def load_refiner(path: str | Path, map_location: str | torch.device = "cpu") -> 
     when the run kept one (TrainConfig.refiner_ema_decay), else its weights."""
     state = load_checkpoint(path, map_location=map_location)
     config = config_from_state(RefinerConfig, state, "refiner_config", path)
-    weights = state.get("refiner_average", state.get("refiner"))
+    average = state.get("refiner_average")  # simgan.training.loop.average_state's dict
+    weights = average["weights"] if average else state.get("refiner")
     if weights is None:
         raise ValueError(f"{path}: checkpoint has no refiner weights")
     return build_refiner(config, weights, source=path)

@@ -35,7 +35,7 @@ from simgan.training.checkpoint import CheckpointError, config_from_state, load_
 
 # the configs are declared without torch, for the params loader (simgan.config), and imported from here too
 from simgan.training.configs import ESTIMATOR_SPECS, EstimatorSpec, EstimatorTrainConfig
-from simgan.training.loop import Report, TrainingLoop, default_device
+from simgan.training.loop import Report, TrainingLoop, average_state, default_device, load_average, moving_average
 
 ModelConfig = GazeEstimatorConfig | HourglassConfig
 
@@ -176,13 +176,7 @@ class EstimatorTrainer(TrainingLoop):
             )
         self.generator = torch.Generator().manual_seed(config.seed)
         # θ̄ (EstimatorTrainConfig.weight_average_decay): the weights only; batch-norm statistics are the model's
-        self.average = (
-            torch.optim.swa_utils.AveragedModel(
-                self.model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(config.weight_average_decay)
-            )
-            if config.weight_average_decay
-            else None
-        )
+        self.average = moving_average(self.model, config.weight_average_decay, buffers=False)
 
     # ---------------------------------------------------------------- one step
     def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -277,11 +271,7 @@ class EstimatorTrainer(TrainingLoop):
             "estimator": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "rng": {"sampler": self.generator.get_state()},
-            **(
-                {"average": self.average.module.state_dict(), "average_count": int(self.average.n_averaged)}
-                if self.average is not None
-                else {}
-            ),
+            **({"average": average_state(self.average)} if self.average is not None else {}),
         }
 
     def identity(self) -> dict:
@@ -306,8 +296,7 @@ class EstimatorTrainer(TrainingLoop):
         load_module_state(self.model, state["estimator"], what="estimator", path=path)
         self.optimizer.load_state_dict(state["optimizer"])
         if self.average is not None and "average" in state:
-            load_module_state(self.average.module, state["average"], what="estimator average", path=path)
-            self.average.n_averaged.fill_(int(state["average_count"]))
+            load_average(self.average, state["average"], what="estimator average", path=path)
         self.generator.set_state(state["rng"]["sampler"].cpu())
         self.step = int(state["step"])
 

@@ -27,10 +27,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from simgan.training import distributed
-from simgan.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from simgan.training.checkpoint import CheckpointError, load_checkpoint, load_module_state, save_checkpoint
 from simgan.training.distributed import World
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,25 @@ def progress_interval() -> float:
 def default_device() -> torch.device:
     """CUDA when present, else the CPU: the one place a trainer's device default is decided."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def moving_average(module: torch.nn.Module, decay: float, *, buffers: bool) -> AveragedModel | None:
+    """θ̄ ← d·θ̄ + (1 − d)·θ over `module`'s weights (and its buffers with `buffers`) by torch's AveragedModel, whose
+    first `update_parameters` copies θ; None for d = 0 (off)."""
+    if not decay:
+        return None
+    return AveragedModel(module, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=buffers)
+
+
+def average_state(average: AveragedModel) -> dict:
+    """What a checkpoint keeps of a moving average: θ̄ as a plain state_dict, and how many updates made it."""
+    return {"weights": average.module.state_dict(), "count": int(average.n_averaged)}
+
+
+def load_average(average: AveragedModel, state: dict, *, what: str, path: str | Path) -> None:
+    """Restore `average_state`'s dict into `average`."""
+    load_module_state(average.module, state["weights"], what=what, path=path)
+    average.n_averaged.fill_(int(state["count"]))
 
 
 class CheckpointInUse(CheckpointError):

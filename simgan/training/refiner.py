@@ -37,7 +37,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from simgan.data.transforms import as_nchw_uint8, to_model
 from simgan.history import HistoryBuffer
@@ -54,7 +53,7 @@ from simgan.nn.refiner import Refiner, RefinerConfig
 from simgan.training import distributed
 from simgan.training.checkpoint import CheckpointError, config_from_state, load_checkpoint, load_module_state
 from simgan.training.configs import TrainConfig  # declared without torch, for the params loader; imported from here too
-from simgan.training.loop import Report, TrainingLoop, default_device
+from simgan.training.loop import Report, TrainingLoop, average_state, default_device, load_average, moving_average
 
 log = logging.getLogger(__name__)
 
@@ -146,11 +145,7 @@ class SimGANTrainer(TrainingLoop):
         self.discriminator_optimizer = make_optimizer(list(self.discriminator.parameters()), config)
         world = self.world.size
         # θ̄ (TrainConfig.refiner_ema_decay): updated after each adversarial R step, saved beside θ
-        self.refiner_average = (
-            AveragedModel(self.refiner, multi_avg_fn=get_ema_multi_avg_fn(config.refiner_ema_decay), use_buffers=True)
-            if config.refiner_ema_decay
-            else None
-        )
+        self.refiner_average = moving_average(self.refiner, config.refiner_ema_decay, buffers=True)
         self.history = HistoryBuffer(
             config.history_capacity // world, (refiner_config.channels, *refiner_config.input_size), self.device
         )
@@ -420,8 +415,7 @@ class SimGANTrainer(TrainingLoop):
         }
         if self.refiner_average is not None and int(self.refiner_average.n_averaged):
             # what simgan.inference.load_refiner builds when present; θ above stays for resuming
-            state["refiner_average"] = self.refiner_average.module.state_dict()
-            state["refiner_average_count"] = int(self.refiner_average.n_averaged)
+            state["refiner_average"] = average_state(self.refiner_average)
         if self.world.size > 1:
             state.update(self._gather_history())
             distributed.check_consistency(self.refiner, "refiner")
@@ -494,8 +488,7 @@ class SimGANTrainer(TrainingLoop):
         self.discriminator_optimizer.load_state_dict(state["discriminator_optimizer"])
         if self.refiner_average is not None and "refiner_average" in state:
             # (none yet before the first adversarial step: the average then starts from the live weights)
-            load_module_state(self.refiner_average.module, state["refiner_average"], what="refiner average", path=path)
-            self.refiner_average.n_averaged.fill_(int(state["refiner_average_count"]))
+            load_average(self.refiner_average, state["refiner_average"], what="refiner average", path=path)
         if self.world.size > 1:
             self._load_history_shard(state, path)
         else:
