@@ -183,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         "realism": realism,
         "realism_real_split": realism_split,
         "test_images": len(real),
+        "estimator_seed": params.estimate[task].training.seed,  # both estimators': the gain is one draw of it
         "figures": {"grid": "figures/grid.png", "turing": "figures/turing.html"},
     }
     if curves:

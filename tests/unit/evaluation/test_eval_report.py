@@ -148,3 +148,14 @@ def test_report_puts_our_numbers_beside_the_papers(tmp_path):
 def test_report_tolerates_missing_tasks_and_keys(tmp_path, results):
     md_path, html_path = write_report(results, tmp_path)
     assert md_path.read_text().startswith("# SimGAN") and "</html>" in html_path.read_text()
+
+
+def test_report_names_the_estimators_seed_beside_the_gain(tmp_path):
+    results = _results("gaze/curve.png")
+    results["hand"]["estimator_seed"] = 3  # the gaze section gives none
+    markdown = write_report(results, tmp_path)[0].read_text()
+    hand = markdown.split("## Hand pose (depth)")[1]
+    assert "trained at seed 3 (`estimate.hand.training.seed`)" in hand
+    assert "`dvc exp run -S estimate.hand.training.seed=1 evaluate@hand`" in hand
+    assert hand.index("trained at seed 3") > hand.index("gain in joints within 5 px")  # beside the gain table
+    assert "estimate.gaze.training.seed" not in markdown  # no seed given, no claim about one
