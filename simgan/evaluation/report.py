@@ -271,10 +271,10 @@ def _seed_blocks(task: dict, task_name: str) -> list[tuple]:
         (
             "p",
             (
-                f"Both estimators were trained at seed {seed} (`estimate.{task_name}.training.seed`), so the gain is "
+                f"Both estimators were trained at seed {seed} (estimate.{task_name}.training.seed), so the gain is "
                 "one draw of that seed: estimators trained on one set and tested on another spread from seed to "
                 "seed, on the embedded default's hands by several points (docs/results.md). For the spread, run "
-                f"other seeds: `dvc exp run -S estimate.{task_name}.training.seed=1 evaluate@{task_name}`."
+                f"other seeds: dvc exp run -S estimate.{task_name}.training.seed=1 evaluate@{task_name}."
             ),
         )
     ]

@@ -153,9 +153,11 @@ def test_report_tolerates_missing_tasks_and_keys(tmp_path, results):
 def test_report_names_the_estimators_seed_beside_the_gain(tmp_path):
     results = _results("gaze/curve.png")
     results["hand"]["estimator_seed"] = 3  # the gaze section gives none
-    markdown = write_report(results, tmp_path)[0].read_text()
+    md_path, html_path = write_report(results, tmp_path)
+    markdown = md_path.read_text()
     hand = markdown.split("## Hand pose (depth)")[1]
-    assert "trained at seed 3 (`estimate.hand.training.seed`)" in hand
-    assert "`dvc exp run -S estimate.hand.training.seed=1 evaluate@hand`" in hand
+    assert "trained at seed 3 (estimate.hand.training.seed)" in hand
+    assert "dvc exp run -S estimate.hand.training.seed=1 evaluate@hand" in hand
+    assert "trained at seed 3 (estimate.hand.training.seed)" in html_path.read_text()
     assert hand.index("trained at seed 3") > hand.index("gain in joints within 5 px")  # beside the gain table
     assert "estimate.gaze.training.seed" not in markdown  # no seed given, no claim about one
