@@ -49,14 +49,15 @@ def tiny_train_config(**overrides) -> TrainConfig:
     return TrainConfig(**{**values, **overrides})
 
 
-def tiny_trainer(synthetic, real, *, device: str = "cpu", **overrides):
-    """The tests' SimGANTrainer: the tiny refiner, the paper's eyes discriminator, `tiny_train_config(**overrides)`."""
+def tiny_trainer(synthetic, real, *, device: str = "cpu", refiner_config=None, **overrides):
+    """The tests' SimGANTrainer: the tiny refiner (or `refiner_config`), the paper's eyes discriminator,
+    `tiny_train_config(**overrides)`."""
     from simgan.training.refiner import SimGANTrainer
 
     return SimGANTrainer(
         synthetic,
         real,
-        refiner_config=TINY_REFINER,
+        refiner_config=refiner_config or TINY_REFINER,
         discriminator_config=EYES_DISCRIMINATOR,
         config=tiny_train_config(**overrides),
         device=device,

@@ -48,6 +48,25 @@ class RefinerConfig:
         depends on that image alone: the same for its batch-mates, its batch size and the service. Not
         used by either profile: on the embedded default's hands the dropouts a refiner drew with it were
         mostly the same under two different noises (docs/results.md, "Now, the hand refiner").
+    hole_output: depth maps only (paper: no). A second output, a linear logit per pixel that the pixel reads
+        "no reading" (depth 0, the bottom of the range), beside the refined image. Not in the paper. A Kinect
+        loses its reading at random pixels, clustered along depth steps, in projector shadows and on steep
+        surfaces; the hole is random given the scene, and it costs the refined image its whole depth there.
+        Drawn by the image output, each hole would cost the L1 self-regularisation the pixel's whole depth
+        and would be one fixed function of the render; drawn here, the refiner learns *where* holes are
+        likely (a probability per pixel), each image gets its own sample of them, and the self-regularisation
+        (simgan.losses.self_regularization_loss, `exclude`) is not charged for the pixels that read nothing:
+        the adversarial loss alone prices them, as the real frames' own rate of holes does. Sampling uses one
+        more noise map (`noise_maps`): in training a hard sample with the gradient of a relaxed Bernoulli
+        (straight-through Gumbel-sigmoid, Jang et al. 2017; Maddison et al. 2017), at inference the same
+        hard sample from the image's own noise (`image_noise`), so training's forward and inference agree.
+        The logit is initialised at `HOLE_LOGIT_INIT` (a hole at about 1 pixel in 55) so the pretrained
+        refiner starts from nearly no holes.
+    hole_block: with `hole_output`, pixels in each hole_block × hole_block block share one draw of the hole
+        noise (1: every pixel its own). A Kinect loses its reading in small blocks, not single pixels (its
+        disparity is matched over a window); with shared noise a hole covers the part of a block whose
+        logit is high enough, so holes come out blocky where the logits are flat and follow a depth step
+        where they are not.
     """
 
     channels: Annotated[int, Field(ge=1, description="image channels in and out (1: grey eyes, 1: depth hands)")] = 1
@@ -71,6 +90,15 @@ class RefinerConfig:
     noise_channels: Annotated[
         int, Field(ge=0, description="maps of noise fed beside the image (paper: 0; see the class docstring)")
     ] = 0
+    hole_output: bool = False
+    hole_block: Annotated[
+        int, Field(ge=1, description="pixels per side of a block sharing one hole draw (1: per pixel; see above)")
+    ] = 1
+
+    @property
+    def noise_maps(self) -> int:
+        """Noise maps a forward pass takes: `noise_channels` fed to the network, one more to sample holes."""
+        return self.noise_channels + int(self.hole_output)
 
     def __post_init__(self) -> None:
         if self.kernel_size % 2 == 0:

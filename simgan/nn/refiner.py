@@ -3,7 +3,8 @@
 Fully convolutional, no striding or pooling, so it edits pixels instead of re-synthesising the
 image: conv k×k (width maps) → `num_blocks` ResNet blocks (two conv k×k, width maps each) →
 conv 1×1 → `channels` maps → tanh. Presets `gaze` (eyes) and `hand` are the paper's. With
-`noise_channels` > 0 (not in the paper; RefinerConfig says why) maps of noise go in beside the image.
+`noise_channels` > 0 (not in the paper; RefinerConfig says why) maps of noise go in beside the image; with
+`hole_output` (not in the paper either) a second output samples the pixels that read nothing.
 """
 
 from __future__ import annotations
@@ -22,6 +23,26 @@ from simgan.nn.configs import RefinerConfig
 
 # model-range value below which an input pixel is background (uint8 0 maps to −1, uint8 1 to −0.992)
 BACKGROUND_LEVEL = -1.0 + 1.0 / 255.0
+# the hole logit's initial bias (RefinerConfig.hole_output): sigmoid(-4) ≈ 0.018, a hole at about 1 pixel in 55
+HOLE_LOGIT_INIT = -4.0
+# clamp of the uniform variate behind a hole's logistic noise: log(u / (1 − u)) stays within ±16
+_UNIFORM_EPS = 1e-7
+
+
+def sample_holes(logits: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """Hard 0/1 holes from (N, 1, H, W) logits and standard normal noise of the same shape.
+
+    The normal noise is turned into logistic noise L (through its CDF), and a pixel is a hole where
+    logit + L > 0: a Bernoulli(sigmoid(logit)) sample. While autograd records, the hard sample carries the
+    gradient of sigmoid(logit + L), the relaxed Bernoulli at temperature 1 (straight-through Gumbel-sigmoid).
+    """
+    uniform = torch.special.ndtr(noise.float()).clamp(_UNIFORM_EPS, 1.0 - _UNIFORM_EPS)
+    perturbed = logits.float() + torch.log(uniform) - torch.log1p(-uniform)
+    hard = (perturbed > 0).to(logits.dtype)
+    if not torch.is_grad_enabled() or not logits.requires_grad:
+        return hard
+    soft = torch.sigmoid(perturbed).to(logits.dtype)
+    return hard + (soft - soft.detach())  # exactly `hard` in value: training and inference agree
 
 
 def image_noise(images: torch.Tensor, channels: int) -> torch.Tensor:
@@ -80,22 +101,49 @@ class Refiner(nn.Module):
         )
         self.blocks = nn.Sequential(*(ResnetBlock(c.width, k, c.norm, c.padding_mode) for _ in range(c.num_blocks)))
         self.head = nn.Conv2d(c.width, c.channels, 1)
+        self.hole_head = None
+        if c.hole_output:
+            self.hole_head = nn.Conv2d(c.width, 1, 1)
+            nn.init.zeros_(self.hole_head.weight)
+            nn.init.constant_(self.hole_head.bias, HOLE_LOGIT_INIT)
         self.output_activation = nn.Tanh() if c.output_activation == "tanh" else nn.Identity()
 
-    def forward(self, x: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, noise: torch.Tensor | None = None, return_holes: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
+        """The refined image; with `return_holes` also the (N, 1, H, W) 0/1 holes it has (None without hole_output).
+
+        `noise`: (N, noise_maps, H, W), the first `noise_channels` maps fed to the network and the last one,
+        with `hole_output`, sampling the holes; None draws each image's own (`image_noise`).
+        """
+        config = self.config
         if self.check_inputs:
-            check_model_input(x, channels=self.config.channels, what="refiner input", check_range=True)
-        inputs = x
-        if self.config.noise_channels:
+            check_model_input(x, channels=config.channels, what="refiner input", check_range=True)
+        maps = config.noise_maps
+        if maps:
             if noise is None:
-                noise = image_noise(x, self.config.noise_channels)
-            expected = (x.shape[0], self.config.noise_channels, *x.shape[2:])
+                noise = image_noise(x, maps)
+            expected = (x.shape[0], maps, *x.shape[2:])
             if tuple(noise.shape) != expected:
                 raise ValueError(f"refiner noise: expected shape {expected}; got {tuple(noise.shape)}")
-            inputs = torch.cat([x, noise.to(x.dtype)], dim=1)
+            noise = noise.to(x.dtype)
         elif noise is not None:
-            raise ValueError("refiner noise given to a refiner without noise_channels")
-        refined = self.output_activation(self.head(self.blocks(self.stem(inputs))))
-        if self.config.preserve_background:
-            refined = torch.where(x <= BACKGROUND_LEVEL, x, refined)
-        return refined
+            raise ValueError("refiner noise given to a refiner without noise_channels or hole_output")
+        inputs = torch.cat([x, noise[:, : config.noise_channels]], dim=1) if config.noise_channels else x
+        features = self.blocks(self.stem(inputs))
+        refined = self.output_activation(self.head(features))
+        holes = None
+        if self.hole_head is not None:
+            hole_noise = noise[:, config.noise_channels :]
+            if config.hole_block > 1:  # one draw per block: the block's top-left pixel's
+                block, (height, width) = config.hole_block, x.shape[2:]
+                coarse = hole_noise[:, :, ::block, ::block]
+                hole_noise = coarse.repeat_interleave(block, 2).repeat_interleave(block, 3)[:, :, :height, :width]
+            holes = sample_holes(self.hole_head(features), hole_noise)
+            refined = refined * (1 - holes) - holes  # a hole reads −1, the bottom of the range: depth 0
+        if config.preserve_background:
+            background = x <= BACKGROUND_LEVEL
+            refined = torch.where(background, x, refined)
+            if holes is not None:
+                holes = holes * (~background).to(holes.dtype)
+        return (refined, holes) if return_holes else refined

@@ -228,12 +228,12 @@ class SimGANTrainer(TrainingLoop):
         return batch, index
 
     def _noise(self, count: int) -> torch.Tensor | None:
-        """The refiner's noise for a batch of `count` images drawn by `_sample` (None without noise_channels).
+        """The refiner's noise for a batch of `count` images drawn by `_sample` (None without noise maps).
 
         Drawn afresh from the sampling generator for every batch, the whole batch on every rank and each rank
         keeping its rows, as the indices are, so that the noise does not depend on W either.
         """
-        channels = self.refiner_config.noise_channels
+        channels = self.refiner_config.noise_maps
         if not channels:
             return None
         noise = torch.randn((count, channels, *self.refiner_config.input_size), generator=self.generator)
@@ -262,9 +262,12 @@ class SimGANTrainer(TrainingLoop):
         self.discriminator.requires_grad_(False)
         try:
             with self._autocast():
-                refined = self.refiner_parallel(synthetic, self._noise(cfg.batch_size))
+                refined, holes = self.refiner_parallel(synthetic, self._noise(cfg.batch_size), return_holes=True)
+                # holes (RefinerConfig.hole_output) are priced by the adversarial loss alone: the
+                # self-regularisation sees the synthetic pixel there
+                kept = refined if holes is None else torch.where(holes.detach() > 0, synthetic, refined)
                 self_reg = self_regularization_loss(
-                    refined,
+                    kept,
                     synthetic,
                     cfg.self_reg_feature,
                     cfg.self_reg_reduction,
@@ -275,9 +278,13 @@ class SimGANTrainer(TrainingLoop):
                 if self._pupils is not None:
                     height, width = synthetic.shape[-2:]
                     region = gaussian_region(self._pupils[index], height, width, cfg.self_reg_pupil_sigma * width)
-                    pupil_region = region_loss(refined, synthetic, region, cfg.self_reg_reduction)
+                    pupil_region = region_loss(kept, synthetic, region, cfg.self_reg_reduction)
                     loss = loss + cfg.self_reg_pupil_weight * pupil_region
                     self.record("refiner/pupil_region", pupil_region)
+                if holes is not None and not adversarial:
+                    # the hole logits get no gradient before D runs; a zero term keeps them in the graph, as
+                    # DistributedDataParallel expects of every parameter
+                    loss = loss + 0.0 * holes.sum()
                 if adversarial:
                     adversarial_loss = refiner_adversarial_loss(self.discriminator(refined), cfg.adversarial_reduction)
                     loss = loss + adversarial_loss
@@ -291,6 +298,8 @@ class SimGANTrainer(TrainingLoop):
             self.refiner_average.update_parameters(self.refiner)
         self.record("refiner/self_reg", self_reg)
         self.record("refiner/loss", loss)
+        if holes is not None:
+            self.record("refiner/holes", holes.detach().float().mean())
 
     def discriminator_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The refined half of a D batch: (b − k current refined ‖ k from the history), and the current part.

@@ -9,18 +9,20 @@ from __future__ import annotations
 import json
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: conftest's tiny trainer
-from conftest import tiny_trainer
+from conftest import TINY_REFINER, tiny_trainer
 
 from simgan.training import distributed, loop
 
 PHASE_ENDS = (3, 5, 9)  # tiny_train_config: 3 R pretrain, 2 D pretrain, 4 adversarial rounds
 INTERRUPT_AT = 6  # rank 1 alone gets SIGINT during this step
+HOLE_REFINER = replace(TINY_REFINER, hole_output=True)
 
 
 def eye_images():
@@ -101,6 +103,11 @@ def main() -> None:
     reshard.load(single_checkpoint)
     facts["reshard_size"] = len(reshard.history)
     facts["reshard_images"] = reshard.history.images[: len(reshard.history)].sum().item()
+
+    # 5. a refiner with hole_output (one more noise map, holes left out of the self-regularisation): every phase
+    holed = tiny_trainer(synthetic, real, refiner_config=HOLE_REFINER, use_history=False)
+    holed.fit()
+    torch.save(weights(holed), out / f"holes_rank{rank}.pt")
 
     facts["writes"] = writes
     facts["reports"] = len(reports)

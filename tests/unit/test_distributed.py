@@ -68,6 +68,18 @@ def test_two_ranks_train_the_weights_one_process_trains_in_every_phase(launch, e
         assert_close(snapshots[end], ours, atol=1e-5)
 
 
+def test_a_hole_output_refiner_trains_on_two_ranks_as_in_one_process(launch, eye_images):
+    """The hole noise is split over the ranks as the images are, and the hole logits, which get no gradient
+    before the adversarial phase, stay in DistributedDataParallel's graph."""
+    out, _ = launch
+    synthetic, real = eye_images
+    single = tiny_trainer(synthetic, real, refiner_config=ddp_worker.HOLE_REFINER, use_history=False)
+    single.fit()
+    ours = {"refiner": single.refiner.state_dict(), "discriminator": single.discriminator.state_dict()}
+    assert_close(torch.load(out / "holes_rank0.pt", weights_only=True), ours, atol=1e-5)
+    assert float(single.refiner.hole_head.weight.abs().sum()) > 0  # the adversarial steps moved them
+
+
 def test_every_rank_holds_the_same_weights(launch):
     out, _ = launch
     for name in ("phases", "straight", "resumed"):

@@ -62,6 +62,22 @@ def test_a_noise_input_refiner_refines_each_image_the_same_in_any_batch(eye_imag
     assert build_refiner(plain, Refiner(TINY_REFINER).state_dict()).config.noise_channels == 0
 
 
+def test_a_hole_output_refiner_draws_each_images_holes_the_same_in_any_batch(eye_images):
+    """RefinerConfig.hole_output samples holes from each image's own noise: chunking and batch-mates change
+    nothing, the holes read 0, and a config from before the field builds a refiner without them."""
+    holed = replace(TINY_REFINER, hole_output=True)
+    refiner = build_refiner(holed.to_dict(), Refiner(holed).state_dict())
+    with torch.no_grad():
+        refiner.hole_head.bias.fill_(-1.0)  # a hole at about one pixel in four
+    images = eye_images[0][:12]
+    whole = RefinerRunner(refiner, device="cpu", batch_size=12).refine(images)
+    chunks = RefinerRunner(refiner, device="cpu", batch_size=5).refine(images[::-1].copy())[::-1]
+    assert np.array_equal(whole, chunks)
+    assert 0.15 < float((whole == 0).mean()) < 0.35 and float((images == 0).mean()) < 0.01
+    plain = {k: v for k, v in TINY_REFINER.to_dict().items() if k != "hole_output"}
+    assert build_refiner(plain, Refiner(TINY_REFINER).state_dict()).hole_head is None
+
+
 @pytest.mark.parametrize(
     ("images", "message"),
     [

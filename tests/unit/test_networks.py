@@ -111,6 +111,72 @@ def test_refiner_noise_of_the_wrong_shape_or_without_noise_channels_is_refused()
         noisy_refiner()(x, torch.zeros(2, 1, 32, 32))
 
 
+def hole_refiner(**overrides) -> Refiner:
+    return noisy_refiner(preserve_background=True, hole_output=True, **overrides)
+
+
+def hand_depth(count: int = 4) -> torch.Tensor:
+    depth = torch.full((count, 1, 32, 32), -1.0)  # uint8 0: no surface
+    depth[..., 6:26, 8:24] = torch.rand(count, 1, 20, 16) * 1.5 - 0.5  # the hand
+    return depth
+
+
+def test_hole_output_draws_holes_that_read_no_depth_on_the_hand_only_the_same_in_training_and_inference():
+    refiner = hole_refiner()
+    assert refiner.config.noise_maps == 1 and refiner.stem[0].in_channels == 1  # the hole noise is not an input
+    with torch.no_grad():  # a hole at every other pixel, by the logit alone
+        refiner.hole_head.bias.fill_(0.0)
+    depth = hand_depth()
+    refined, holes = refiner.train()(depth, return_holes=True)
+    hand = depth > -1
+    assert set(holes.unique().tolist()) == {0.0, 1.0} and 0.35 < float(holes[hand].mean()) < 0.65
+    assert torch.equal(refined[holes > 0], torch.full_like(refined[holes > 0], -1.0))  # depth 0: no reading
+    assert not holes[~hand].any() and torch.equal(refined[~hand], depth[~hand])  # background stays background
+    assert (refined[hand & (holes == 0)] > -1).all()
+    with torch.no_grad():
+        inferred, inferred_holes = refiner.eval()(depth, return_holes=True)
+    assert torch.equal(inferred, refined.detach()) and torch.equal(inferred_holes, holes.detach())
+    other = refiner(depth, torch.randn(4, 1, 32, 32))  # another draw of the noise: other holes, same logits
+    assert not torch.equal(other, inferred)
+
+
+def test_the_hole_logit_learns_from_the_output_through_the_hard_sample():
+    """Straight-through: the output's gradient reaches the hole logits (a loss that wants the hand darker raises
+    them), and at its initial bias a hole falls on about 1 hand pixel in 55."""
+    from simgan.nn.refiner import HOLE_LOGIT_INIT
+
+    refiner = hole_refiner().train()
+    assert float(refiner.hole_head.bias) == HOLE_LOGIT_INIT and not refiner.hole_head.weight.any()
+    depth = hand_depth(64)
+    refined, holes = refiner(depth, return_holes=True)
+    assert 0.01 < float(holes[depth > -1].mean()) < 0.03
+    refined[depth > -1].sum().backward()  # lower is better: more holes
+    assert float(refiner.hole_head.bias.grad) < 0  # descent raises the bias
+    assert refiner.hole_head.weight.grad.abs().sum() > 0
+
+
+def test_hole_block_shares_one_draw_per_block():
+    """With flat logits every block of hole_block × hole_block pixels is a hole or not as a whole (the last,
+    partial blocks of a 32 × 32 image at 3 too); at 1 the pixels of a block disagree."""
+    depth = torch.rand(2, 1, 32, 32) * 1.5 - 0.5  # all hand
+    for block in (1, 3):
+        refiner = noisy_refiner(hole_output=True, hole_block=block)
+        with torch.no_grad():
+            refiner.hole_head.bias.fill_(0.0)
+            _, holes = refiner(depth, return_holes=True)
+        padded = torch.nn.functional.pad(holes, (0, 1, 0, 1), value=float("nan"))  # 33 = 11 blocks of 3
+        blocks = padded.unfold(2, 3, 3).unfold(3, 3, 3).reshape(2, 11, 11, 9)
+        spread = torch.nan_to_num(blocks, nan=0.5).amax(-1) - torch.nan_to_num(blocks, nan=0.5).amin(-1)
+        uniform = (spread < 1).float().mean()
+        assert (uniform == 1) if block == 3 else (uniform < 0.5)
+        assert 0.3 < float(holes.mean()) < 0.7
+
+
+def test_hole_noise_of_the_wrong_shape_is_refused():
+    with pytest.raises(ValueError, match=r"refiner noise: expected shape \(2, 2, 32, 32\); got \(2, 1, 32, 32\)"):
+        hole_refiner(noise_channels=1)(hand_depth(2), torch.zeros(2, 1, 32, 32))
+
+
 # Output map sizes and receptive fields, computed by hand from the paper's layer lists (valid padding):
 #   eyes 35×55:   conv3 s2 -> 17×27, conv3 s2 -> 8×13, pool3 s1 -> 6×11, conv3 s1 -> 4×9;
 #                 RF 3 -> 3+2·2=7 -> 7+2·4=15 -> 15+2·4=23

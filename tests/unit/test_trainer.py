@@ -321,6 +321,47 @@ def test_refiner_noise_is_drawn_afresh_for_every_batch_and_a_killed_run_resumes_
         assert torch.equal(a, b), f"refiner.{name} differs after resume"
 
 
+def test_holes_are_not_charged_to_the_self_regularisation_and_a_hole_refiner_resumes_exactly(eye_images, tmp_path):
+    """RefinerConfig.hole_output: a pixel that reads nothing costs λ·ℓ_reg nothing (the adversarial loss prices
+    it), one more noise map is drawn per image, the hole rate is recorded, and a killed run resumes bit for bit."""
+    synthetic, real = eye_images
+
+    def hole_trainer(**overrides) -> SimGANTrainer:
+        return SimGANTrainer(
+            synthetic,
+            real,
+            refiner_config=replace(TINY_REFINER, hole_output=True),
+            discriminator_config=EYES_DISCRIMINATOR,
+            config=tiny_train_config(**overrides),
+            device="cpu",
+            progress=False,
+        )
+
+    trainer = hole_trainer()
+    with torch.no_grad():
+        trainer.refiner.hole_head.bias.fill_(30.0)  # every pixel a hole
+    trainer.refiner_step(adversarial=False)
+    assert float(trainer._pending["refiner/self_reg"][0]) == 0.0
+    assert float(trainer._pending["refiner/holes"][0]) == 1.0
+    with torch.no_grad():
+        trainer.refiner.hole_head.bias.fill_(-30.0)  # none
+    trainer.refiner_step(adversarial=False)
+    assert float(trainer._pending["refiner/self_reg"][1]) > 0 and float(trainer._pending["refiner/holes"][1]) == 0.0
+
+    straight = hole_trainer()
+    seen = []
+    straight.refiner.register_forward_pre_hook(lambda _, args: seen.append(args[1].shape[1]))
+    straight.fit()
+    assert seen and set(seen) == {1}
+    checkpoint = tmp_path / "run" / "checkpoint.pt"
+    hole_trainer().fit(checkpoint_path=checkpoint, stop_at_step=straight.total_steps // 2)
+    resumed = hole_trainer(seed=5)
+    resumed.load(checkpoint)
+    resumed.fit(checkpoint_path=checkpoint)
+    for (name, a), b in zip(straight.refiner.state_dict().items(), resumed.refiner.state_dict().values()):
+        assert torch.equal(a, b), f"refiner.{name} differs after resume"
+
+
 def test_refiner_average_follows_the_adversarial_steps_resumes_exactly_and_is_what_load_refiner_builds(
     eye_images, tmp_path
 ):
