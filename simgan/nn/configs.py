@@ -48,18 +48,19 @@ class RefinerConfig:
         depends on that image alone: the same for its batch-mates, its batch size and the service. Not
         used by either profile: on the embedded default's hands the dropouts a refiner drew with it were
         mostly the same under two different noises (docs/results.md, "Now, the hand refiner").
-    hole_output: depth maps only (paper: no). A second output, a linear logit per pixel that the pixel reads
-        "no reading" (depth 0, the bottom of the range), beside the refined image. Not in the paper. A Kinect
+    hole_output: meant for depth maps (paper: no, False). A second output, a linear logit per pixel that the
+        pixel reads "no reading" (depth 0, the bottom of the range), beside the refined image. A Kinect
         loses its reading at random pixels, clustered along depth steps, in projector shadows and on steep
         surfaces; the hole is random given the scene, and it costs the refined image its whole depth there.
         Drawn by the image output, each hole would cost the L1 self-regularisation the pixel's whole depth
         and would be one fixed function of the render; drawn here, the refiner learns *where* holes are
         likely (a probability per pixel), each image gets its own sample of them, and the self-regularisation
-        (simgan.losses.self_regularization_loss, `exclude`) is not charged for the pixels that read nothing:
-        the adversarial loss alone prices them, as the real frames' own rate of holes does. Sampling uses one
-        more noise map (`noise_maps`): in training a hard sample with the gradient of a relaxed Bernoulli
-        (straight-through Gumbel-sigmoid, Jang et al. 2017; Maddison et al. 2017), at inference the same
-        hard sample from the image's own noise (`image_noise`), so training's forward and inference agree.
+        is not charged for the pixels that read nothing (SimGANTrainer.refiner_step gives ψ the synthetic
+        pixel there): the adversarial loss alone prices them, as the real frames' own rate of holes does.
+        Sampling uses one more noise map (`noise_maps`): in training a hard sample with the gradient of a
+        relaxed Bernoulli (straight-through Gumbel-sigmoid, Jang et al. 2017; Maddison et al. 2017), at
+        inference the same hard sample from the image's own noise (`image_noise`), so training's forward and
+        inference agree.
         The logit is initialised at `HOLE_LOGIT_INIT` (a hole at about 1 pixel in 55) so the pretrained
         refiner starts from nearly no holes.
     hole_block: with `hole_output`, pixels in each hole_block × hole_block block share one draw of the hole
